@@ -1,0 +1,150 @@
+"""The ``ct3d`` command: parse flags, merge parameter sources, call the engine.
+
+Parameter sources merge in a fixed order: defaults < scenario file < ``--set key=value``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ct3d.data.dataset import DatasetError
+from ct3d.data.pipeline import PipelineError
+from ct3d.data.split import SplitError
+from ct3d.io import ScanError
+from ct3d.params import ParamError
+from ct3d.registry import REGISTRIES, PluginError, UnknownPlugin
+from ct3d.scenario import PRESETS, Scenario, ScenarioError
+
+USER_ERRORS = (DatasetError, ParamError, PipelineError, PluginError, ScanError, ScenarioError,
+               SplitError,
+               UnknownPlugin)
+
+
+def parse_sets(items: Sequence[str]) -> dict[str, str]:
+    """``["train.epochs=3", "data.root=/x"]`` -> ``{"train.epochs": "3", "data.root": "/x"}``."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ScenarioError(f"--set needs key=value, got {item!r}")
+        out[key.strip()] = value
+    return out
+
+
+def _plugins(args: argparse.Namespace) -> None:
+    kinds = [args.kind] if args.kind else list(REGISTRIES)
+    listing = {k: [REGISTRIES[k].describe(n).to_dict() for n in REGISTRIES[k].names()]
+               for k in kinds}
+    errors = {k: REGISTRIES[k].load_errors for k in kinds if REGISTRIES[k].load_errors}
+    if args.json:
+        print(json.dumps({"plugins": listing, "load_errors": errors}, indent=2))
+        return
+    for kind, plugins in listing.items():
+        print(f"{kind}:")
+        for p in plugins:
+            params = ", ".join(f"{q['name']}: {q['type']} = {q['default']!r}" for q in p["params"])
+            print(f"  {p['name']}({params})\n      {p['summary']}  [{p['origin']}]")
+        for name, message in errors.get(kind, {}).items():
+            print(f"  ! {name}: failed to load: {message}")
+
+
+def _synth(args: argparse.Namespace) -> None:
+    from ct3d.data.synthetic import generate_cohort
+
+    paths = generate_cohort(args.out, args.normal, args.abnormal, seed=args.seed,
+                            preset=args.preset, difficulty=args.difficulty,
+                            workers=args.workers, progress=True)
+    print(f"wrote {len(paths)} scans (with lesion masks) under {args.out}")
+
+
+def _scenario_new(args: argparse.Namespace) -> None:
+    print(Scenario.preset(args.preset).to_yaml(), end="")
+
+
+def _print_result(result: Any) -> None:
+    from ct3d.evaluate import format_table
+
+    print(format_table(result.metrics["parts"]))
+    print(f"run folder: {result.run_dir}")
+
+
+def _train(args: argparse.Namespace) -> None:
+    from ct3d.train import run
+
+    scenario = Scenario.from_file(args.scenario).with_overrides(parse_sets(args.set))
+    _print_result(run(scenario, out=args.out))
+
+
+def _demo(args: argparse.Namespace) -> None:
+    from ct3d.train import run
+
+    out = Path(args.out)
+    scenario = Scenario.preset("quick").with_overrides({
+        "name": "demo", "out": str(out / "run"), "data.root": str(out / "data"),
+        "train.epochs": args.epochs,
+    })
+    print(f"ct3d demo: synthetic cohort in {out / 'data'}, modified 3D CNN, "
+          f"{args.epochs} epochs")
+    _print_result(run(scenario))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``ct3d`` command."""
+    parser = argparse.ArgumentParser(prog="ct3d", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("plugins", help="list registered plugins with their parameters")
+    p.add_argument("kind", nargs="?", choices=list(REGISTRIES))
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=_plugins)
+
+    p = sub.add_parser("synth", help="generate a synthetic chest-CT cohort (NIfTI + masks)")
+    p.add_argument("out", help="output folder (gets CT-0/ and CT-23/)")
+    p.add_argument("--normal", type=int, default=20, help="normal scans (default 20)")
+    p.add_argument("--abnormal", type=int, default=20, help="abnormal scans (default 20)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--preset", default="mosmed", choices=["mosmed", "quick"])
+    p.add_argument("--difficulty", default="moderate", choices=["easy", "moderate", "hard"])
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    p.set_defaults(func=_synth)
+
+    p = sub.add_parser("scenario", help="scenario files")
+    scen = p.add_subparsers(dest="action", required=True)
+    q = scen.add_parser("new", help="print a complete scenario YAML with every default")
+    q.add_argument("--preset", default="quick", choices=sorted(PRESETS))
+    q.set_defaults(func=_scenario_new)
+
+    p = sub.add_parser("train", help="train and evaluate a scenario into a run folder")
+    p.add_argument("scenario", help="scenario .yaml/.json")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a dotted key, e.g. train.epochs=3 (repeatable)")
+    p.add_argument("--out", help="run folder (default: the scenario's `out`)")
+    p.set_defaults(func=_train)
+
+    p = sub.add_parser("demo", help="synthetic cohort -> modified 3D CNN -> metrics")
+    p.add_argument("--out", default="ct3d-demo", help="folder for data and run")
+    p.add_argument("--epochs", type=int, default=8)
+    p.set_defaults(func=_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``ct3d`` console script."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except USER_ERRORS as exc:
+        print(f"ct3d: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

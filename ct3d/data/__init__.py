@@ -1,0 +1,1 @@
+"""Data: datasets and splits, synthetic cohorts, and the input pipeline."""

@@ -1,0 +1,86 @@
+"""Seeded, stratified splits in which a patient never sits in two parts.
+
+Example:
+    >>> from collections import Counter
+    >>> labels = [0] * 10 + [1] * 10
+    >>> parts = holdout(labels, [f"p{i}" for i in range(20)], 0.7, 0.1, 0.2, seed=0)
+    >>> sorted(Counter(zip(parts.tolist(), labels)).items())  # doctest: +NORMALIZE_WHITESPACE
+    [(('test', 0), 2), (('test', 1), 2), (('train', 0), 7), (('train', 1), 7),
+     (('val', 0), 1), (('val', 1), 1)]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from sklearn.model_selection import StratifiedGroupKFold
+
+
+class SplitError(ValueError):
+    """A split that cannot be made (one class only, too few scans for the parts asked)."""
+
+
+def _groups_by_class(labels: Sequence[int], groups: Sequence[str]) -> dict[int, list[str]]:
+    """Unique groups per class (a group's class is the class of its first scan), sorted."""
+    first: dict[str, int] = {}
+    for label, group in zip(labels, groups, strict=True):
+        first.setdefault(group, int(label))
+    classes = sorted(set(first.values()))
+    if len(classes) < 2:
+        raise SplitError(f"a stratified split needs at least 2 classes, found {classes}")
+    return {c: sorted(g for g, lab in first.items() if lab == c) for c in classes}
+
+
+def holdout(
+    labels: Sequence[int], groups: Sequence[str], train: float, val: float, test: float,
+    seed: int,
+) -> np.ndarray:
+    """Part name (``train``/``val``/``test``) per scan, stratified by class, seeded.
+
+    Each class's patients are shuffled and cut by the fractions (rounded), so every part
+    with a fraction > 0 gets at least one patient of every class, or :class:`SplitError`.
+    """
+    rng = np.random.default_rng(seed)
+    part_of: dict[str, str] = {}
+    for cls, members in _groups_by_class(labels, groups).items():
+        order = [members[i] for i in rng.permutation(len(members))]
+        n_test, n_val = round(len(order) * test), round(len(order) * val)
+        n_train = len(order) - n_test - n_val
+        for name, n, frac in (("train", n_train, train), ("val", n_val, val),
+                              ("test", n_test, test)):
+            if frac > 0 and n < 1:
+                raise SplitError(
+                    f"too few scans for the split: class {cls} has {len(order)} patient(s), "
+                    f"which gives no {name} patient at fraction {frac}"
+                )
+        for i, group in enumerate(order):
+            part_of[group] = "test" if i < n_test else "val" if i < n_test + n_val else "train"
+    return np.array([part_of[g] for g in groups])
+
+
+def kfold(labels: Sequence[int], groups: Sequence[str], k: int, seed: int) -> np.ndarray:
+    """Fold index per scan (stratified group k-fold, seeded)."""
+    per_class = _groups_by_class(labels, groups)
+    small = {c: len(g) for c, g in per_class.items() if len(g) < k}
+    if small:
+        raise SplitError(f"too few patients for {k} folds: {small} (class: patients)")
+    splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+    folds = np.zeros(len(labels), dtype=int)
+    for fold, (_, test_idx) in enumerate(splitter.split(np.zeros(len(labels)), labels, groups)):
+        folds[test_idx] = fold
+    return folds
+
+
+def kfold_parts(
+    labels: Sequence[int], groups: Sequence[str], k: int, fold: int, val: float, seed: int
+) -> np.ndarray:
+    """Parts for one fold: that fold is ``test``; ``val`` is a stratified fraction of the rest."""
+    folds = kfold(labels, groups, k, seed)
+    parts = np.where(folds == fold, "test", "train").astype("<U5")
+    if val > 0:
+        rest = np.flatnonzero(folds != fold)
+        sub = holdout([labels[i] for i in rest], [groups[i] for i in rest], 1 - val, val, 0.0,
+                      seed + 1)
+        parts[rest] = sub
+    return parts

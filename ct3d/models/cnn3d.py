@@ -1,0 +1,70 @@
+"""The thesis' two plain 3D CNNs: the Keras example's baseline and the thesis' modified net."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ct3d.registry import model_builder
+
+InputShape = tuple[int, int, int, int]
+
+
+def conv_block(x: Any, filters: int, dropout: float, name: str) -> Any:
+    """Conv3D(3, ReLU, valid) -> MaxPool3D(2) -> BatchNorm [-> Dropout]."""
+    from keras import layers
+
+    x = layers.Conv3D(filters, 3, activation="relu", name=f"{name}_conv")(x)
+    x = layers.MaxPool3D(2, name=f"{name}_pool")(x)
+    x = layers.BatchNormalization(name=f"{name}_bn")(x)
+    if dropout:
+        x = layers.Dropout(dropout, name=f"{name}_dropout")(x)
+    return x
+
+
+def cnn3d(
+    input_shape: InputShape,
+    filters: Sequence[int],
+    block_dropout: Sequence[float],
+    head_dropout: float,
+    dense_units: int,
+    name: str,
+) -> Any:
+    """General plain 3D CNN: conv blocks, global average pooling, one dense layer, sigmoid."""
+    import keras
+    from keras import layers
+
+    if len(input_shape) != 4 or min(input_shape) < 1:
+        raise ValueError(f"`input_shape` must be (W, H, D, C); received input_shape={input_shape}")
+    smallest = 3 * 2 ** len(filters) - 2
+    if min(input_shape[:3]) < smallest:
+        raise ValueError(
+            f"{name} needs every spatial size >= {smallest} ({len(filters)} valid conv + pool "
+            f"blocks); received input_shape={input_shape}"
+        )
+    inputs = keras.Input(shape=tuple(input_shape), name="scan")
+    x = inputs
+    for i, (f, d) in enumerate(zip(filters, block_dropout, strict=True), start=1):
+        x = conv_block(x, f, d, name=f"block{i}")
+    x = layers.GlobalAveragePooling3D(name="gap")(x)
+    x = layers.Dense(dense_units, activation="relu", name="dense")(x)
+    x = layers.Dropout(head_dropout, name="head_dropout")(x)
+    outputs = layers.Dense(1, activation="sigmoid", name="probability")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+@model_builder("baseline_3dcnn")
+def baseline_3dcnn(input_shape: InputShape = (128, 128, 64, 1), dropout: float = 0.3) -> Any:
+    """Keras example 3D CNN: filters 64-64-128-256, dense 512 (1,352,897 parameters)."""
+    return cnn3d(input_shape, (64, 64, 128, 256), (0.0,) * 4, dropout, 512, "baseline_3dcnn")
+
+
+@model_builder("modified_3dcnn")
+def modified_3dcnn(
+    input_shape: InputShape = (128, 128, 64, 1), dropout: float = 0.1, head_dropout: float = 0.2
+) -> Any:
+    """Thesis 3D CNN: filters 16-32-64-64, block dropout, dense 512 (214,817 parameters)."""
+    return cnn3d(
+        input_shape, (16, 32, 64, 64), (0.0, dropout, dropout, dropout), head_dropout, 512,
+        "modified_3dcnn",
+    )

@@ -1,0 +1,430 @@
+"""The Scenario: one plain-data description of a run, round-tripping dict / JSON / YAML.
+
+Parameters are stored as given and checked by :meth:`Scenario.validate` (scikit-learn's
+habit), against the field type hints and the plugin registries. Unknown keys are errors.
+
+Example:
+    >>> s = Scenario.preset("quick").with_overrides({"train.epochs": "3"})
+    >>> s.train.epochs
+    3
+    >>> Scenario.from_yaml(s.to_yaml()) == s
+    True
+    >>> Scenario(train=TrainSpec(epochs=-1)).validate()
+    Traceback (most recent call last):
+    ...
+    ct3d.scenario.ScenarioError: invalid scenario:
+      - train.epochs must be >= 1, got -1
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import os
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from ct3d.params import ParamError, coerce, describe_type
+from ct3d.registry import REGISTRIES, UnknownPlugin
+
+
+class ScenarioError(ValueError):
+    """A scenario with unknown keys or invalid values; the message lists every problem."""
+
+
+@dataclass
+class StepSpec:
+    """One chain step or model: a registered plugin name and its keyword parameters."""
+
+    name: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SyntheticSpec:
+    """Cohort generated when ``data.source`` is ``synthetic`` (see :mod:`ct3d.data.synthetic`)."""
+
+    normal: int = 24
+    abnormal: int = 24
+    preset: Literal["quick", "mosmed"] = "quick"
+    difficulty: Literal["easy", "moderate", "hard"] = "easy"
+    seed: int = 0
+
+
+@dataclass
+class DataSpec:
+    """Where the scans come from and how folder names map to classes.
+
+    ``source``: ``synthetic`` (generated into ``root`` when missing), ``folder`` (class
+    sub-folders under ``root``) or ``manifest`` (``root`` is a CSV with path,label[,patient]).
+    ``labels``: class name -> folder names (or manifest labels); the first class is label 0.
+    """
+
+    source: Literal["synthetic", "folder", "manifest"] = "synthetic"
+    root: str = "data/synthetic-quick"
+    labels: dict[str, list[str]] = field(
+        default_factory=lambda: {"normal": ["CT-0"], "abnormal": ["CT-23"]}
+    )
+    synthetic: SyntheticSpec = field(default_factory=SyntheticSpec)
+
+
+@dataclass
+class SplitSpec:
+    """Seeded, stratified split: ``holdout`` fractions, or ``kfold`` (``fold`` is the test part)."""
+
+    kind: Literal["holdout", "kfold"] = "holdout"
+    train: float = 0.7
+    val: float = 0.1
+    test: float = 0.2
+    k: int = 5
+    fold: int = 0
+
+
+@dataclass
+class TrainSpec:
+    """Training settings; ``monitor`` drives both the best checkpoint and early stopping."""
+
+    epochs: int = 8
+    batch_size: int = 4
+    optimizer: Literal["adam", "sgd"] = "adam"
+    learning_rate: float = 1e-3
+    momentum: float = 0.9
+    lr_decay_rate: float = 1.0
+    lr_decay_steps: int = 100_000
+    monitor: Literal["val_loss", "val_accuracy", "val_auc", "loss", "accuracy"] = "val_loss"
+    patience: int = 15
+    deterministic: bool = True
+
+
+def _default_preprocess() -> list[StepSpec]:
+    return [
+        StepSpec("hu_window", {"low": -1000.0, "high": 400.0}),
+        StepSpec("rotate90", {"k": 1}),
+        StepSpec("resize", {"shape": [64, 64, 48]}),
+    ]
+
+
+def _default_augment() -> list[StepSpec]:
+    return [
+        StepSpec("flip", {"axes": [0, 1]}),
+        StepSpec("rotate", {"degrees": [-20.0, 20.0]}),
+        StepSpec("contrast", {"low": 0.5, "high": 1.0}),
+    ]
+
+
+@dataclass
+class Scenario:
+    """Everything that defines a run: data, split, chains, model, training, seed, output."""
+
+    name: str = "quick"
+    seed: int = 0
+    out: str = "runs/quick"
+    data: DataSpec = field(default_factory=DataSpec)
+    split: SplitSpec = field(default_factory=SplitSpec)
+    preprocess: list[StepSpec] = field(default_factory=_default_preprocess)
+    augment: list[StepSpec] = field(default_factory=_default_augment)
+    model: StepSpec = field(default_factory=lambda: StepSpec("modified_3dcnn"))
+    train: TrainSpec = field(default_factory=TrainSpec)
+
+    # -- conversion -------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dicts/lists (a deep copy)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Scenario:
+        """Build from nested dicts; unknown keys raise :class:`ScenarioError`."""
+        return _build(cls, data, "")
+
+    def to_json(self) -> str:
+        """JSON text."""
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> Scenario:
+        """Parse JSON text."""
+        return cls.from_dict(json.loads(text))
+
+    def to_yaml(self, path: str | os.PathLike[str] | None = None) -> str:
+        """YAML text, also written to ``path`` when given."""
+        text = yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None)
+        if path is not None:
+            Path(path).write_text(text)
+        return text
+
+    @classmethod
+    def from_yaml(cls, text: str) -> Scenario:
+        """Parse YAML text."""
+        data = yaml.safe_load(text)
+        if not isinstance(data, dict):
+            raise ScenarioError(f"a scenario must be a mapping, got {type(data).__name__}")
+        return cls.from_dict(data)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str]) -> Scenario:
+        """Read a ``.yaml``/``.yml``/``.json`` scenario file."""
+        p = Path(path)
+        if not p.is_file():
+            raise ScenarioError(f"{p}: scenario file not found")
+        try:
+            if p.suffix == ".json":
+                return cls.from_json(p.read_text())
+            return cls.from_yaml(p.read_text())
+        except (yaml.YAMLError, json.JSONDecodeError) as exc:
+            raise ScenarioError(f"{p}: not valid YAML/JSON: {exc}") from None
+        except ScenarioError as exc:
+            raise ScenarioError(f"{p}: {exc}") from None
+
+    @classmethod
+    def preset(cls, name: str) -> Scenario:
+        """A named, complete scenario (see :data:`PRESETS`) with every default written out."""
+        if name not in PRESETS:
+            raise ScenarioError(f"unknown preset {name!r}; known: {', '.join(sorted(PRESETS))}")
+        return cls.from_dict(_merge(cls().to_dict(), PRESETS[name])).with_plugin_defaults()
+
+    # -- changes ----------------------------------------------------------------------
+    def with_overrides(self, overrides: dict[str, Any]) -> Scenario:
+        """A copy with dotted keys set (``train.epochs``, ``preprocess.0.params.high``).
+
+        String values convert by the type hint of the field or plugin parameter they set.
+        """
+        data = self.to_dict()
+        for key, value in overrides.items():
+            _set_dotted(data, key, _convert_for(self, key, value))
+        return Scenario.from_dict(data)
+
+    def with_plugin_defaults(self) -> Scenario:
+        """A copy in which every step lists every plugin parameter (defaults filled in)."""
+        data = self.to_dict()
+        for kind, steps in (("preprocess", data["preprocess"]), ("augment", data["augment"]),
+                            ("model", [data["model"]])):
+            for step in steps:
+                info = REGISTRIES[kind].describe(step["name"])
+                defaults = {p.name: _plain(p.default) for p in info.params}
+                step["params"] = {**defaults, **step["params"]}
+        return Scenario.from_dict(data)
+
+    # -- checks -----------------------------------------------------------------------
+    def validate(self) -> Scenario:
+        """Raise :class:`ScenarioError` listing every problem; return ``self`` when valid."""
+        problems = _type_problems(self, "")
+        if not problems:
+            problems = _value_problems(self)
+        if problems:
+            raise ScenarioError("invalid scenario:\n" + "\n".join(f"  - {p}" for p in problems))
+        return self
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in update.items():
+        is_section = isinstance(value, dict) and isinstance(out.get(key), dict)
+        out[key] = _merge(out[key], value) if is_section and key != "labels" else value
+    return out
+
+
+def _build(cls: type, data: Any, where: str) -> Any:
+    """Recursively build dataclass ``cls`` from ``data``, refusing unknown keys."""
+    if not isinstance(data, dict):
+        raise ScenarioError(f"{where or 'scenario'} must be a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = [k for k in data if k not in names]
+    if unknown:
+        raise ScenarioError(
+            f"unknown key(s) {', '.join(repr(where + k) for k in unknown)}; "
+            f"known keys{' of ' + where.rstrip('.') if where else ''}: {', '.join(names)}"
+        )
+    kwargs = {}
+    for key, value in data.items():
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint):
+            kwargs[key] = _build(hint, value, f"{where}{key}.")
+        elif typing.get_origin(hint) is list and typing.get_args(hint)[0] is StepSpec:
+            if not isinstance(value, list):
+                raise ScenarioError(f"{where}{key} must be a list of steps, got {value!r}")
+            kwargs[key] = [_build(StepSpec, v, f"{where}{key}.{i}.") for i, v in enumerate(value)]
+        else:
+            kwargs[key] = copy.deepcopy(value)
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        raise ScenarioError(f"{where or 'scenario'}: {exc}") from None
+
+
+def _type_problems(obj: Any, where: str) -> list[str]:
+    problems: list[str] = []
+    hints = typing.get_type_hints(type(obj))
+    for f in dataclasses.fields(obj):
+        value, hint = getattr(obj, f.name), hints[f.name]
+        if dataclasses.is_dataclass(hint):
+            problems += _type_problems(value, f"{where}{f.name}.")
+        elif typing.get_origin(hint) is list and typing.get_args(hint)[0] is StepSpec:
+            for i, step in enumerate(value):
+                problems += _type_problems(step, f"{where}{f.name}.{i}.")
+        else:
+            try:
+                coerce(hint, value)
+            except ParamError as exc:
+                problems.append(f"{where}{f.name}: expected {describe_type(hint)}, got "
+                                f"{value!r} ({exc})")
+    return problems
+
+
+def _value_problems(s: Scenario) -> list[str]:
+    p: list[str] = []
+    t, sp = s.train, s.split
+    for key in ("epochs", "batch_size", "lr_decay_steps"):
+        if getattr(t, key) < 1:
+            p.append(f"train.{key} must be >= 1, got {getattr(t, key)}")
+    if t.learning_rate <= 0:
+        p.append(f"train.learning_rate must be > 0, got {t.learning_rate}")
+    if not 0 < t.lr_decay_rate <= 1:
+        p.append(f"train.lr_decay_rate must be in (0, 1], got {t.lr_decay_rate}")
+    if t.patience < 0:
+        p.append(f"train.patience must be >= 0, got {t.patience}")
+    fractions = (sp.train, sp.val, sp.test)
+    if sp.kind == "holdout":
+        if min(fractions) < 0 or sp.train <= 0 or abs(sum(fractions) - 1) > 1e-6:
+            p.append(f"split fractions train/val/test must be >= 0 (train > 0) and sum to 1, "
+                     f"got {sp.train}/{sp.val}/{sp.test}")
+    elif sp.k < 2 or not 0 <= sp.fold < sp.k or not 0 <= sp.val < 1:
+        p.append(f"kfold split needs k >= 2, 0 <= fold < k and 0 <= val < 1, got k={sp.k}, "
+                 f"fold={sp.fold}, val={sp.val}")
+    if t.monitor.startswith("val_") and sp.val == 0:
+        p.append(f"train.monitor={t.monitor!r} needs a validation part (split.val > 0)")
+    if min(s.data.synthetic.normal, s.data.synthetic.abnormal) < 1:
+        p.append("data.synthetic.normal/abnormal must be >= 1")
+    p += _label_problems(s.data.labels)
+    for kind, steps in (("preprocess", s.preprocess), ("augment", s.augment),
+                        ("model", [s.model])):
+        for i, step in enumerate(steps):
+            where = kind if kind == "model" else f"{kind}.{i}"
+            try:
+                REGISTRIES[kind].validate(step.name, step.params)
+            except (UnknownPlugin, ParamError) as exc:
+                p.append(f"{where}: {exc}")
+    if "input_shape" in s.model.params:
+        p.append("model.params.input_shape is set from the preprocessed data; remove it")
+    return p
+
+
+def _label_problems(labels: dict[str, list[str]]) -> list[str]:
+    if len(labels) < 2:
+        return [f"data.labels needs at least 2 classes, got {list(labels)}"]
+    seen: dict[str, str] = {}
+    problems = []
+    for cls, folders in labels.items():
+        if not folders:
+            problems.append(f"data.labels.{cls} lists no folder")
+        for folder in folders:
+            if folder in seen:
+                problems.append(f"data.labels: {folder!r} is in both {seen[folder]!r} and {cls!r}")
+            seen[folder] = cls
+    return problems
+
+
+def _split_key(key: str) -> list[str]:
+    parts = key.split(".")
+    if not key or any(not part for part in parts):
+        raise ScenarioError(f"bad override key {key!r}: use dotted names like train.epochs")
+    return parts
+
+
+def _walk(data: Any, parts: list[str], key: str) -> Any:
+    for part in parts:
+        if isinstance(data, list):
+            if not part.isdigit() or int(part) >= len(data):
+                raise ScenarioError(f"override {key!r}: no list item {part!r}")
+            data = data[int(part)]
+        elif isinstance(data, dict) and part in data:
+            data = data[part]
+        else:
+            raise ScenarioError(f"override {key!r}: unknown key {part!r}")
+    return data
+
+
+def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
+    *head, last = _split_key(key)
+    parent = _walk(data, head, key)
+    if isinstance(parent, list):
+        if not last.isdigit() or int(last) >= len(parent):
+            raise ScenarioError(f"override {key!r}: no list item {last!r}")
+        parent[int(last)] = value
+    elif isinstance(parent, dict):
+        is_free = head and head[-1] in ("params", "labels")
+        if last not in parent and not is_free:
+            raise ScenarioError(f"override {key!r}: unknown key {last!r}")
+        parent[last] = value
+    else:
+        raise ScenarioError(f"override {key!r}: {'.'.join(head)} is not a section")
+
+
+def _hint_for(s: Scenario, parts: list[str]) -> Any:
+    """The type hint of the field or plugin parameter at a dotted path (Any if unknown)."""
+    obj: Any = s
+    for i, part in enumerate(parts):
+        if isinstance(obj, StepSpec) and part == "params" and i + 1 < len(parts):
+            kind = "model" if parts[0] == "model" else parts[0]
+            try:
+                info = REGISTRIES[kind].describe(obj.name)
+            except UnknownPlugin:
+                return Any
+            by_name = {p.name: p.annotation for p in info.params}
+            return by_name.get(parts[i + 1], Any) if i + 2 == len(parts) else Any
+        if isinstance(obj, list):
+            obj = obj[int(part)] if part.isdigit() and int(part) < len(obj) else None
+            continue
+        if not dataclasses.is_dataclass(obj) or part not in typing.get_type_hints(type(obj)):
+            return Any
+        hint = typing.get_type_hints(type(obj))[part]
+        obj = getattr(obj, part)
+        if i + 1 == len(parts):
+            return hint
+    return Any
+
+
+def _convert_for(s: Scenario, key: str, value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    hint = _hint_for(s, _split_key(key))
+    if hint is Any:
+        return yaml.safe_load(value) if value.strip() else value
+    try:
+        return _plain(coerce(hint, value))
+    except ParamError as exc:
+        raise ScenarioError(
+            f"override {key}={value!r}: expected {describe_type(hint)} ({exc})"
+        ) from None
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "quick": {},
+    "thesis": {
+        "name": "thesis",
+        "out": "runs/thesis",
+        "data": {
+            "root": "data/synthetic-mosmed",
+            "synthetic": {"normal": 100, "abnormal": 100, "preset": "mosmed",
+                          "difficulty": "moderate"},
+        },
+        "preprocess": [
+            {"name": "hu_window", "params": {"low": -1000.0, "high": 400.0}},
+            {"name": "rotate90", "params": {"k": 1}},
+            {"name": "resize", "params": {"shape": [128, 128, 64]}},
+        ],
+        "train": {"epochs": 25, "batch_size": 4, "optimizer": "sgd", "learning_rate": 1e-3,
+                  "momentum": 0.9, "lr_decay_rate": 0.96, "lr_decay_steps": 100_000,
+                  "monitor": "val_accuracy", "patience": 15},
+    },
+}
+"""Named scenarios: overrides of the :class:`Scenario` defaults (``quick`` is the default)."""

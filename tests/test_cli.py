@@ -1,0 +1,101 @@
+"""The ct3d command: help, plugins, synth, scenario new, train with --set, demo, errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ct3d.cli import main, parse_sets
+from ct3d.scenario import Scenario
+
+
+def test_help_lists_the_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stop:
+        main(["--help"])
+    assert stop.value.code == 0
+    out = capsys.readouterr().out
+    for command in ("plugins", "synth", "scenario", "train", "demo"):
+        assert command in out
+
+
+def test_plugins_json_lists_every_registry(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plugins", "--json"]) == 0
+    listing = json.loads(capsys.readouterr().out)["plugins"]
+    assert [p["name"] for p in listing["model"]] == ["baseline_3dcnn", "modified_3dcnn"]
+    hu = next(p for p in listing["preprocess"] if p["name"] == "hu_window")
+    assert hu["params"] == [{"name": "low", "type": "float", "default": -1000.0},
+                            {"name": "high", "type": "float", "default": 400.0}]
+    assert main(["plugins", "augment"]) == 0
+    assert "rotate(degrees: tuple[float, float] = [-20.0, 20.0]" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("preset", ["quick", "thesis"])
+def test_scenario_new_prints_a_complete_valid_scenario(
+    preset: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["scenario", "new", "--preset", preset]) == 0
+    text = capsys.readouterr().out
+    assert Scenario.from_yaml(text).validate() == Scenario.preset(preset)
+    assert yaml.safe_load(text)["model"]["params"] == {"dropout": 0.1, "head_dropout": 0.2}
+
+
+def test_synth_writes_the_mosmed_layout(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["synth", str(tmp_path), "--normal", "2", "--abnormal", "1", "--seed", "3",
+                 "--preset", "quick", "--workers", "1"]) == 0
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.nii.gz")) == [
+        "CT-0/study_0001.nii.gz", "CT-0/study_0001_mask.nii.gz", "CT-0/study_0002.nii.gz",
+        "CT-0/study_0002_mask.nii.gz", "CT-23/study_0003.nii.gz", "CT-23/study_0003_mask.nii.gz"]
+    assert "wrote 3 scans" in capsys.readouterr().out
+
+
+def test_train_with_sets_and_out(
+    tmp_path: Path, cohort_root: Path, make_scenario, capsys: pytest.CaptureFixture  # noqa: ANN001
+) -> None:
+    path = tmp_path / "s.yaml"
+    make_scenario(cohort_root, tmp_path / "ignored").to_yaml(path)
+    assert main(["train", str(path), "--set", "train.epochs=1", "--set", "seed=5",
+                 "--out", str(tmp_path / "run")]) == 0
+    out = capsys.readouterr().out
+    assert "test confusion matrix" in out and f"run folder: {tmp_path / 'run'}" in out
+    saved = Scenario.from_file(tmp_path / "run" / "scenario.yaml")
+    assert (saved.train.epochs, saved.seed) == (1, 5)
+    assert not (tmp_path / "ignored").exists()
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--set", "train.epochs=zero"], "override train.epochs='zero': expected int"),
+    (["--set", "model.name=modified_3dcnm"], "did you mean 'modified_3dcnn'"),
+    (["--set", "data.root=/nonexistent/ct3d", "--set", "data.source=folder"],
+     "/nonexistent/ct3d: data folder not found"),
+    (["--set", "epochs"], "--set needs key=value, got 'epochs'"),
+])
+def test_train_errors_are_one_clear_line(
+    tmp_path: Path, args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "s.yaml"
+    Scenario.preset("quick").to_yaml(path)
+    assert main(["train", str(path), *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ct3d: error: ") and message in err
+
+
+def test_missing_scenario_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", str(tmp_path / "none.yaml")]) == 2
+    assert "none.yaml: scenario file not found" in capsys.readouterr().err
+
+
+def test_parse_sets_keeps_equals_in_values() -> None:
+    assert parse_sets(["data.root=/a=b", "train.epochs=3"]) == {"data.root": "/a=b",
+                                                                "train.epochs": "3"}
+
+
+def test_demo_runs_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--out", str(tmp_path), "--epochs", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "accuracy" in out and "run folder:" in out
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["scenario"] == "demo" and metrics["epochs_run"] == 1
+    assert (tmp_path / "data" / "cohort.json").is_file()

@@ -1,0 +1,106 @@
+"""Scenario: round trips, presets, overrides and validation errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from ct3d.scenario import PRESETS, Scenario, ScenarioError, StepSpec, TrainSpec
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_presets_round_trip_dict_json_yaml_and_file(preset: str, tmp_path) -> None:
+    s = Scenario.preset(preset)
+    assert Scenario.from_dict(s.to_dict()) == s
+    assert Scenario.from_json(s.to_json()) == s
+    assert Scenario.from_yaml(s.to_yaml()) == s
+    s.to_yaml(tmp_path / "s.yaml")
+    assert Scenario.from_file(tmp_path / "s.yaml") == s
+    (tmp_path / "s.json").write_text(s.to_json())
+    assert Scenario.from_file(tmp_path / "s.json") == s
+    assert s.validate() is s
+
+
+def test_preset_writes_every_plugin_default() -> None:
+    s = Scenario.preset("thesis")
+    assert s.preprocess[2] == StepSpec("resize", {"shape": [128, 128, 64], "order": 1})
+    assert s.model == StepSpec("modified_3dcnn", {"dropout": 0.1, "head_dropout": 0.2})
+    assert (s.train.optimizer, s.train.momentum, s.train.batch_size) == ("sgd", 0.9, 4)
+    assert (s.split.train, s.split.val, s.split.test) == (0.7, 0.1, 0.2)
+    assert yaml.safe_load(s.to_yaml())["augment"][0] == {
+        "name": "flip", "params": {"axes": [0, 1], "prob": 0.5}}
+
+
+def test_unknown_keys_are_errors_at_every_level() -> None:
+    with pytest.raises(ScenarioError, match="unknown key.*'trian'; known keys: name, seed"):
+        Scenario.from_dict({"trian": {}})
+    with pytest.raises(ScenarioError, match="'train.epoch'; known keys of train: epochs"):
+        Scenario.from_dict({"train": {"epoch": 3}})
+    with pytest.raises(ScenarioError, match="'preprocess.0.parms'"):
+        Scenario.from_dict({"preprocess": [{"name": "resize", "parms": {}}]})
+    with pytest.raises(ScenarioError, match="'data.synthetic.count'"):
+        Scenario.from_dict({"data": {"synthetic": {"count": 3}}})
+
+
+def test_overrides_convert_by_type_hint_and_leave_original_unchanged() -> None:
+    s = Scenario.preset("quick")
+    s2 = s.with_overrides({"train.epochs": "25", "preprocess.0.params.high": "300",
+                           "train.learning_rate": "1e-4", "data.root": "/data/x",
+                           "preprocess.2.params.shape": "[64, 64, 64]"})
+    assert s2.train.epochs == 25 and s.train.epochs == 8
+    assert s2.preprocess[0].params["high"] == 300.0
+    assert s2.train.learning_rate == 1e-4
+    assert s2.data.root == "/data/x"
+    assert s2.preprocess[2].params["shape"] == [64, 64, 64]
+    assert Scenario.from_yaml(s2.to_yaml()) == s2
+
+
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("train.epochs", "many", "override train.epochs='many': expected int"),
+    ("train.optimizer", "rmsprop", "expected 'adam' \\| 'sgd'"),
+    ("train.epocs", "3", "override 'train.epocs': unknown key 'epocs'"),
+    ("preprocess.9.params.low", "3", "no list item '9'"),
+    ("train..epochs", "3", "bad override key"),
+])
+def test_bad_overrides(key: str, value: str, message: str) -> None:
+    with pytest.raises(ScenarioError, match=message):
+        Scenario.preset("quick").with_overrides({key: value})
+
+
+def test_values_are_stored_as_given_and_checked_by_validate() -> None:
+    s = Scenario(train=TrainSpec(epochs=-1))
+    with pytest.raises(ScenarioError, match="train.epochs must be >= 1, got -1"):
+        s.validate()
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    ({"model.name": "modified_3dcnm"}, "model: unknown model plugin 'modified_3dcnm'"),
+    ({"preprocess.0.params.hgh": 3}, "preprocess.0: .*no parameter 'hgh'"),
+    ({"augment.1.params.degrees": [1]}, "augment.1: .*'degrees': expected tuple"),
+    ({"split.train": 0.8}, "sum to 1, got 0.8/0.1/0.2"),
+    ({"split.kind": "kfold", "split.fold": 5}, "k >= 2, 0 <= fold < k"),
+    ({"split.val": 0.0, "split.train": 0.8}, "needs a validation part"),
+    ({"data.labels": {"normal": ["CT-0"]}}, "at least 2 classes"),
+    ({"data.labels": {"a": ["CT-0"], "b": ["CT-0"]}}, "'CT-0' is in both 'a' and 'b'"),
+    ({"train.batch_size": 2.5}, "train.batch_size: expected int, got 2.5"),
+    ({"model.params.input_shape": [1, 2, 3, 4]}, "no parameter 'input_shape'"),
+])
+def test_validate_reports_problems(overrides: dict, message: str) -> None:
+    with pytest.raises(ScenarioError, match=message):
+        Scenario.preset("quick").with_overrides(overrides).validate()
+
+
+def test_file_errors_name_the_file(tmp_path) -> None:
+    with pytest.raises(ScenarioError, match="nope.yaml: scenario file not found"):
+        Scenario.from_file(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: {epochs: [\n")
+    with pytest.raises(ScenarioError, match="bad.yaml: not valid YAML/JSON"):
+        Scenario.from_file(bad)
+    bad.write_text(json.dumps({"train": {"epoch": 1}}))
+    with pytest.raises(ScenarioError, match="bad.yaml: unknown key"):
+        Scenario.from_file(bad)
+    with pytest.raises(ScenarioError, match="unknown preset 'thezis'; known: quick, thesis"):
+        Scenario.preset("thezis")

@@ -1,0 +1,72 @@
+"""Splits: stratification, no patient in two parts, determinism, and clear errors."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from ct3d.data.split import SplitError, holdout, kfold, kfold_parts
+
+
+def _cohort(n0: int, n1: int, scans_per_patient: int = 1) -> tuple[list[int], list[str]]:
+    labels, groups = [], []
+    for cls, n in ((0, n0), (1, n1)):
+        for i in range(n):
+            labels += [cls] * scans_per_patient
+            groups += [f"c{cls}p{i}"] * scans_per_patient
+    return labels, groups
+
+
+def test_thesis_holdout_is_140_20_40_and_balanced() -> None:
+    labels, groups = _cohort(100, 100)
+    parts = holdout(labels, groups, 0.7, 0.1, 0.2, seed=0)
+    counts = Counter(zip(parts.tolist(), labels, strict=True))
+    assert counts == {("train", 0): 70, ("train", 1): 70, ("val", 0): 10, ("val", 1): 10,
+                      ("test", 0): 20, ("test", 1): 20}
+
+
+def test_holdout_is_seeded() -> None:
+    labels, groups = _cohort(30, 20)
+    a = holdout(labels, groups, 0.6, 0.2, 0.2, seed=7)
+    assert np.array_equal(a, holdout(labels, groups, 0.6, 0.2, 0.2, seed=7))
+    assert not np.array_equal(a, holdout(labels, groups, 0.6, 0.2, 0.2, seed=8))
+
+
+def test_no_patient_in_two_parts() -> None:
+    labels, groups = _cohort(12, 12, scans_per_patient=3)
+    for parts in (holdout(labels, groups, 0.5, 0.25, 0.25, seed=1),
+                  kfold_parts(labels, groups, k=4, fold=2, val=0.2, seed=1)):
+        by_patient: dict[str, set[str]] = {}
+        for g, p in zip(groups, parts, strict=True):
+            by_patient.setdefault(g, set()).add(p)
+        assert all(len(s) == 1 for s in by_patient.values())
+        assert set(parts) == {"train", "val", "test"}
+
+
+def test_kfold_is_stratified_covers_everyone_once_and_seeded() -> None:
+    labels, groups = _cohort(20, 10)
+    folds = kfold(labels, groups, k=5, seed=3)
+    assert Counter(folds.tolist()) == {f: 6 for f in range(5)}
+    for f in range(5):
+        assert Counter(np.array(labels)[folds == f].tolist()) == {0: 4, 1: 2}
+    assert np.array_equal(folds, kfold(labels, groups, k=5, seed=3))
+    parts = kfold_parts(labels, groups, k=5, fold=1, val=0.25, seed=3)
+    assert np.array_equal(parts == "test", folds == 1)
+    assert Counter(parts.tolist()) == {"train": 18, "val": 6, "test": 6}
+
+
+@pytest.mark.parametrize(("labels", "groups", "message"), [
+    ([0, 0, 0, 0], ["a", "b", "c", "d"], "needs at least 2 classes, found \\[0\\]"),
+    ([0, 0, 1, 1], ["a", "b", "c", "d"], "class 0 has 2 patient\\(s\\), which gives no val"),
+])
+def test_holdout_errors(labels: list[int], groups: list[str], message: str) -> None:
+    with pytest.raises(SplitError, match=message):
+        holdout(labels, groups, 0.7, 0.1, 0.2, seed=0)
+
+
+def test_kfold_too_few_patients() -> None:
+    labels, groups = _cohort(6, 3)
+    with pytest.raises(SplitError, match="too few patients for 5 folds: \\{1: 3\\}"):
+        kfold(labels, groups, k=5, seed=0)
