@@ -85,12 +85,12 @@ def _demo(args: argparse.Namespace) -> None:
     from ct3d.train import run
 
     out = Path(args.out)
-    scenario = Scenario.preset("quick").with_overrides({
-        "name": "demo", "out": str(out / "run"), "data.root": str(out / "data"),
-        "train.epochs": args.epochs,
-    })
+    overrides = {"name": "demo", "out": str(out / "run"), "data.root": str(out / "data")}
+    if args.epochs is not None:
+        overrides["train.epochs"] = args.epochs
+    scenario = Scenario.preset("quick").with_overrides(overrides)
     print(f"ct3d demo: synthetic cohort in {out / 'data'}, modified 3D CNN, "
-          f"{args.epochs} epochs")
+          f"{scenario.train.epochs} epochs")
     _print_result(run(scenario))
 
 
@@ -129,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="synthetic cohort -> modified 3D CNN -> metrics")
     p.add_argument("--out", default="ct3d-demo", help="folder for data and run")
-    p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("--epochs", type=int, help="training epochs (default: the quick preset's)")
     p.set_defaults(func=_demo)
     return parser
 

@@ -39,7 +39,9 @@ def test_scenario_new_prints_a_complete_valid_scenario(
     assert main(["scenario", "new", "--preset", preset]) == 0
     text = capsys.readouterr().out
     assert Scenario.from_yaml(text).validate() == Scenario.preset(preset)
-    assert yaml.safe_load(text)["model"]["params"] == {"dropout": 0.1, "head_dropout": 0.2}
+    params = yaml.safe_load(text)["model"]["params"]
+    assert params == {"dropout": 0.1, "head_dropout": 0.2,
+                      "bn_momentum": 0.9 if preset == "quick" else 0.99}
 
 
 def test_synth_writes_the_mosmed_layout(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -98,4 +100,5 @@ def test_demo_runs_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert "accuracy" in out and "run folder:" in out
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["scenario"] == "demo" and metrics["epochs_run"] == 1
-    assert (tmp_path / "data" / "cohort.json").is_file()
+    assert [p.parent.name for p in (tmp_path / "data").glob("*/cohort.json")] == [
+        "quick-easy-30n-30a-seed0"]

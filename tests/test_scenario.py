@@ -26,7 +26,8 @@ def test_presets_round_trip_dict_json_yaml_and_file(preset: str, tmp_path) -> No
 def test_preset_writes_every_plugin_default() -> None:
     s = Scenario.preset("thesis")
     assert s.preprocess[2] == StepSpec("resize", {"shape": [128, 128, 64], "order": 1})
-    assert s.model == StepSpec("modified_3dcnn", {"dropout": 0.1, "head_dropout": 0.2})
+    assert s.model == StepSpec("modified_3dcnn", {"dropout": 0.1, "head_dropout": 0.2,
+                                                  "bn_momentum": 0.99})
     assert (s.train.optimizer, s.train.momentum, s.train.batch_size) == ("sgd", 0.9, 4)
     assert (s.split.train, s.split.val, s.split.test) == (0.7, 0.1, 0.2)
     assert yaml.safe_load(s.to_yaml())["augment"][0] == {
@@ -49,7 +50,7 @@ def test_overrides_convert_by_type_hint_and_leave_original_unchanged() -> None:
     s2 = s.with_overrides({"train.epochs": "25", "preprocess.0.params.high": "300",
                            "train.learning_rate": "1e-4", "data.root": "/data/x",
                            "preprocess.2.params.shape": "[64, 64, 64]"})
-    assert s2.train.epochs == 25 and s.train.epochs == 8
+    assert s2.train.epochs == 25 and s.train.epochs == 12
     assert s2.preprocess[0].params["high"] == 300.0
     assert s2.train.learning_rate == 1e-4
     assert s2.data.root == "/data/x"
@@ -78,8 +79,8 @@ def test_values_are_stored_as_given_and_checked_by_validate() -> None:
 @pytest.mark.parametrize(("overrides", "message"), [
     ({"model.name": "modified_3dcnm"}, "model: unknown model plugin 'modified_3dcnm'"),
     ({"preprocess.0.params.hgh": 3}, "preprocess.0: .*no parameter 'hgh'"),
-    ({"augment.1.params.degrees": [1]}, "augment.1: .*'degrees': expected tuple"),
-    ({"split.train": 0.8}, "sum to 1, got 0.8/0.1/0.2"),
+    ({"augment.0.params.axes": [0, 1.5]}, "augment.0: .*'axes': expected tuple"),
+    ({"split.train": 0.8}, "sum to 1, got 0.8/0.2/0.3"),
     ({"split.kind": "kfold", "split.fold": 5}, "k >= 2, 0 <= fold < k"),
     ({"split.val": 0.0, "split.train": 0.8}, "needs a validation part"),
     ({"data.labels": {"normal": ["CT-0"]}}, "at least 2 classes"),

@@ -11,6 +11,7 @@ import keras
 import pytest
 
 from ct3d.data.dataset import DatasetError
+from ct3d.data.sources import ensure_synthetic, synthetic_folder
 from ct3d.evaluate import METRIC_KEYS
 from ct3d.scenario import Scenario
 from ct3d.train import run
@@ -34,7 +35,7 @@ def test_run_folder_and_same_seed_same_result(
     assert set(METRIC_KEYS) | {"confusion_matrix", "n"} <= set(m)
     assert m["evaluated_on"] == "test" and m["n"] == 4
     assert sum(map(sum, m["confusion_matrix"])) == 4
-    assert {p: v["n"] for p, v in m["parts"].items()} == {"train": 10, "val": 2, "test": 4}
+    assert {p: v["n"] for p, v in m["parts"].items()} == {"train": 8, "val": 4, "test": 4}
     with (first.run_dir / "history.csv").open() as f:
         rows = list(csv.DictReader(f))
     assert [int(r["epoch"]) for r in rows] == [1, 2] and float(rows[0]["time_s"]) > 0
@@ -47,22 +48,31 @@ def test_run_folder_and_same_seed_same_result(
     assert (other.run_dir / "split.csv").read_text() != (first.run_dir / "split.csv").read_text()
 
 
-def test_refuses_to_overwrite_a_different_cohort(
-    cohort_root: Path, tmp_path: Path, make_scenario: Callable[..., Scenario]
-) -> None:
-    run(make_scenario(cohort_root, tmp_path / "a", **{"train.epochs": 1}), verbose=0)
-    changed = make_scenario(cohort_root, tmp_path / "b", **{"data.synthetic.normal": 9})
-    with pytest.raises(DatasetError, match="holds a different synthetic cohort"):
-        run(changed, verbose=0)
-
-
-def test_modified_cnn_learns_an_easy_cohort(
+def test_synthetic_cohorts_get_their_own_folders_and_partial_ones_are_redone(
     tmp_path: Path, make_scenario: Callable[..., Scenario]
 ) -> None:
-    s = make_scenario(tmp_path / "easy", tmp_path / "run", **{
-        "data.synthetic.normal": 30, "data.synthetic.abnormal": 30,
-        "split.train": 0.5, "split.val": 0.2, "split.test": 0.3, "train.epochs": 12,
-    })
+    root = tmp_path / "data"
+    params = {"normal": 2, "abnormal": 2, "preset": "quick", "difficulty": "easy", "seed": 0}
+    partial = synthetic_folder(root, params).with_name("quick-easy-2n-2a-seed0.partial")
+    partial.mkdir(parents=True)
+    (partial / "half-written.nii.gz").write_text("killed mid-way")
+    folder = ensure_synthetic(root, params, progress=False)
+    assert folder == root / "quick-easy-2n-2a-seed0" and not partial.exists()
+    assert len(list(folder.glob("CT-*/study_????.nii.gz"))) == 4
+    mtime = (folder / "cohort.json").stat().st_mtime_ns
+    assert ensure_synthetic(root, params, progress=False) == folder
+    assert (folder / "cohort.json").stat().st_mtime_ns == mtime
+    other = ensure_synthetic(root, {**params, "normal": 3}, progress=False)
+    assert other.name == "quick-easy-3n-2a-seed0" and folder.exists()
+    foreign = synthetic_folder(root, {**params, "seed": 9})
+    foreign.mkdir()
+    with pytest.raises(DatasetError, match="quick-easy-2n-2a-seed9: exists but is not"):
+        ensure_synthetic(root, {**params, "seed": 9}, progress=False)
+
+
+def test_quick_preset_learns_its_easy_cohort(tmp_path: Path) -> None:
+    s = Scenario.preset("quick").with_overrides({"data.root": str(tmp_path / "data"),
+                                                 "out": str(tmp_path / "run")})
     m = run(s, verbose=0).metrics
     assert m["n"] == 18
-    assert m["auc"] >= 0.8, m
+    assert m["auc"] >= 0.75, m

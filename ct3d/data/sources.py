@@ -3,7 +3,7 @@ class sub-folders, or a manifest CSV.
 
 Example::
 
-    scans = load_scans(DataSpec(source="synthetic", root="data/demo"))  # generates it once
+    scans = load_scans(DataSpec(source="synthetic", root="data"))  # generated on first use
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -25,35 +26,42 @@ def load_scans(spec: DataSpec, progress: bool = True) -> list[Scan]:
     if spec.source == "manifest":
         return read_manifest(spec.root, spec.labels)
     if spec.source == "synthetic":
-        ensure_synthetic(spec.root, dataclasses.asdict(spec.synthetic), progress)
+        folder = ensure_synthetic(spec.root, dataclasses.asdict(spec.synthetic), progress)
+        return discover_folder(folder, spec.labels)
     return discover_folder(spec.root, spec.labels)
+
+
+def synthetic_folder(root: str | os.PathLike[str], params: dict[str, Any]) -> Path:
+    """Where the cohort ``params`` describes lives under ``root``: one folder per cohort."""
+    p = params
+    return Path(root) / (f"{p['preset']}-{p['difficulty']}-{p['normal']}n-{p['abnormal']}a-"
+                         f"seed{p['seed']}")
 
 
 def ensure_synthetic(
     root: str | os.PathLike[str], params: dict[str, Any], progress: bool = True
 ) -> Path:
-    """Generate the synthetic cohort ``params`` describes into ``root``, unless it is there.
+    """The folder of the synthetic cohort ``params`` describes, generated on first use.
 
-    ``root/cohort.json`` records the parameters of the cohort in a folder. A folder holding a
-    different cohort, or other files, is never overwritten: that is an error.
+    The cohort is generated into ``<folder>.partial`` and renamed into place once complete
+    (with ``cohort.json`` recording its parameters), so an interrupted run is redone, never
+    half-used. A folder of that name holding anything else is an error, never overwritten.
     """
     from ct3d.data.synthetic import generate_cohort
 
-    base = Path(root)
-    record = base / COHORT_FILE
-    if record.is_file():
-        found = json.loads(record.read_text())
-        if found == params:
-            return base
-        raise DatasetError(
-            f"{base}: holds a different synthetic cohort ({found}); asked for {params}. "
-            f"Choose another data.root or delete the folder."
-        )
-    if base.exists() and any(base.iterdir()):
-        raise DatasetError(f"{base}: folder is not empty and has no {COHORT_FILE}; refusing "
-                           f"to generate a synthetic cohort into it. Choose another data.root.")
-    generate_cohort(base, params["normal"], params["abnormal"], seed=params["seed"],
+    folder = synthetic_folder(root, params)
+    record = folder / COHORT_FILE
+    if record.is_file() and json.loads(record.read_text()) == params:
+        return folder
+    if folder.exists():
+        raise DatasetError(f"{folder}: exists but is not the synthetic cohort {params} "
+                           f"(no matching {COHORT_FILE}); move it away or choose another "
+                           f"data.root")
+    partial = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    generate_cohort(partial, params["normal"], params["abnormal"], seed=params["seed"],
                     preset=params["preset"], difficulty=params["difficulty"],
                     workers=min(4, os.cpu_count() or 1), progress=progress)
-    record.write_text(json.dumps(params, indent=2))
-    return base
+    (partial / COHORT_FILE).write_text(json.dumps(params, indent=2))
+    partial.rename(folder)
+    return folder

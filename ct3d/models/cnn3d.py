@@ -10,13 +10,13 @@ from ct3d.registry import model_builder
 InputShape = tuple[int, int, int, int]
 
 
-def conv_block(x: Any, filters: int, dropout: float, name: str) -> Any:
+def conv_block(x: Any, filters: int, dropout: float, bn_momentum: float, name: str) -> Any:
     """Conv3D(3, ReLU, valid) -> MaxPool3D(2) -> BatchNorm [-> Dropout]."""
     from keras import layers
 
     x = layers.Conv3D(filters, 3, activation="relu", name=f"{name}_conv")(x)
     x = layers.MaxPool3D(2, name=f"{name}_pool")(x)
-    x = layers.BatchNormalization(name=f"{name}_bn")(x)
+    x = layers.BatchNormalization(momentum=bn_momentum, name=f"{name}_bn")(x)
     if dropout:
         x = layers.Dropout(dropout, name=f"{name}_dropout")(x)
     return x
@@ -28,6 +28,7 @@ def cnn3d(
     block_dropout: Sequence[float],
     head_dropout: float,
     dense_units: int,
+    bn_momentum: float,
     name: str,
 ) -> Any:
     """General plain 3D CNN: conv blocks, global average pooling, one dense layer, sigmoid."""
@@ -45,7 +46,7 @@ def cnn3d(
     inputs = keras.Input(shape=tuple(input_shape), name="scan")
     x = inputs
     for i, (f, d) in enumerate(zip(filters, block_dropout, strict=True), start=1):
-        x = conv_block(x, f, d, name=f"block{i}")
+        x = conv_block(x, f, d, bn_momentum, name=f"block{i}")
     x = layers.GlobalAveragePooling3D(name="gap")(x)
     x = layers.Dense(dense_units, activation="relu", name="dense")(x)
     x = layers.Dropout(head_dropout, name="head_dropout")(x)
@@ -54,17 +55,23 @@ def cnn3d(
 
 
 @model_builder("baseline_3dcnn")
-def baseline_3dcnn(input_shape: InputShape = (128, 128, 64, 1), dropout: float = 0.3) -> Any:
+def baseline_3dcnn(
+    input_shape: InputShape = (128, 128, 64, 1), dropout: float = 0.3, bn_momentum: float = 0.99
+) -> Any:
     """Keras example 3D CNN: filters 64-64-128-256, dense 512 (1,352,897 parameters)."""
-    return cnn3d(input_shape, (64, 64, 128, 256), (0.0,) * 4, dropout, 512, "baseline_3dcnn")
+    return cnn3d(input_shape, (64, 64, 128, 256), (0.0,) * 4, dropout, 512, bn_momentum,
+                 "baseline_3dcnn")
 
 
 @model_builder("modified_3dcnn")
 def modified_3dcnn(
-    input_shape: InputShape = (128, 128, 64, 1), dropout: float = 0.1, head_dropout: float = 0.2
+    input_shape: InputShape = (128, 128, 64, 1),
+    dropout: float = 0.1,
+    head_dropout: float = 0.2,
+    bn_momentum: float = 0.99,
 ) -> Any:
     """Thesis 3D CNN: filters 16-32-64-64, block dropout, dense 512 (214,817 parameters)."""
     return cnn3d(
         input_shape, (16, 32, 64, 64), (0.0, dropout, dropout, dropout), head_dropout, 512,
-        "modified_3dcnn",
+        bn_momentum, "modified_3dcnn",
     )
