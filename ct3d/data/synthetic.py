@@ -21,7 +21,6 @@ Example:
 
 from __future__ import annotations
 
-import gzip
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -30,11 +29,11 @@ from enum import IntEnum
 from pathlib import Path
 from typing import TypeVar
 
-import nibabel as nib
 import numpy as np
 from scipy import ndimage
 from tqdm import tqdm
 
+from ct3d.io import write_volume
 from ct3d.volume import Volume
 
 __all__ = [
@@ -794,24 +793,6 @@ def generate_scan(
     return phantom.volume, phantom.mask
 
 
-def _save_nifti(array: np.ndarray, affine: np.ndarray, path: Path, dtype: type) -> None:
-    """Write a gzipped NIfTI atomically: a temp file in the same folder, then a rename.
-
-    The gzip header carries no timestamp, so equal arrays give byte-identical files.
-    """
-    image = nib.Nifti1Image(array.astype(dtype), affine)
-    image.set_qform(affine, code=1)
-    image.set_sform(affine, code=1)
-    image.header.set_xyzt_units("mm")
-    data = gzip.compress(image.to_bytes(), compresslevel=1, mtime=0)
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        temp.write_bytes(data)
-        os.replace(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)
-
-
 @dataclass(frozen=True)
 class _Study:
     path: Path
@@ -825,8 +806,8 @@ def _write_study(study: _Study) -> Path:
     """Generate one scan; write its mask, then the scan (so a scan always has its mask)."""
     volume, mask = generate_scan(study.seed, study.abnormal, study.preset, study.difficulty)
     mask_path = study.path.with_name(study.path.name.replace(".nii.gz", "_mask.nii.gz"))
-    _save_nifti(mask, volume.affine, mask_path, np.uint8)
-    _save_nifti(volume.array, volume.affine, study.path, np.int16)
+    write_volume(volume.replace(array=mask), mask_path, dtype=np.uint8)
+    write_volume(volume, study.path, dtype=np.int16)
     return study.path
 
 
