@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ct3d.data.cache import PreprocessError
 from ct3d.data.dataset import DatasetError
 from ct3d.data.pipeline import PipelineError
 from ct3d.data.split import SplitError
@@ -21,9 +22,8 @@ from ct3d.params import ParamError
 from ct3d.registry import REGISTRIES, PluginError, UnknownPlugin
 from ct3d.scenario import PRESETS, Scenario, ScenarioError
 
-USER_ERRORS = (DatasetError, ParamError, PipelineError, PluginError, ScanError, ScenarioError,
-               SplitError,
-               UnknownPlugin)
+USER_ERRORS = (DatasetError, ParamError, PipelineError, PluginError, PreprocessError, ScanError,
+               ScenarioError, SplitError, UnknownPlugin)
 
 
 def parse_sets(items: Sequence[str]) -> dict[str, str]:
@@ -81,11 +81,25 @@ def _train(args: argparse.Namespace) -> None:
     _print_result(run(scenario, out=args.out))
 
 
+def _preprocess(args: argparse.Namespace) -> None:
+    from ct3d.data.sources import load_scans
+    from ct3d.train import fill_cache
+
+    sets = parse_sets(args.set)
+    if args.strict:
+        sets["data.strict"] = "true"
+    if args.workers is not None:
+        sets["data.workers"] = str(args.workers)
+    scenario = Scenario.from_file(args.scenario).with_overrides(sets).validate()
+    fill_cache(scenario, load_scans(scenario.data))
+
+
 def _demo(args: argparse.Namespace) -> None:
     from ct3d.train import run
 
     out = Path(args.out)
-    overrides = {"name": "demo", "out": str(out / "run"), "data.root": str(out / "data")}
+    overrides = {"name": "demo", "out": str(out / "run"), "data.root": str(out / "data"),
+                 "data.cache": str(out / "cache")}
     if args.epochs is not None:
         overrides["train.epochs"] = args.epochs
     scenario = Scenario.preset("quick").with_overrides(overrides)
@@ -126,6 +140,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a dotted key, e.g. train.epochs=3 (repeatable)")
     p.add_argument("--out", help="run folder (default: the scenario's `out`)")
     p.set_defaults(func=_train)
+
+    p = sub.add_parser("preprocess", help="fill the preprocessed-scan cache ahead of training")
+    p.add_argument("scenario", help="scenario .yaml/.json")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a dotted key (repeatable)")
+    p.add_argument("--strict", action="store_true", help="any scan that fails is fatal")
+    p.add_argument("--workers", type=int, help="processes (default: data.workers)")
+    p.set_defaults(func=_preprocess)
 
     p = sub.add_parser("demo", help="synthetic cohort -> modified 3D CNN -> metrics")
     p.add_argument("--out", default="ct3d-demo", help="folder for data and run")

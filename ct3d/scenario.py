@@ -64,6 +64,9 @@ class DataSpec:
     ``folder`` (class sub-folders under ``root``) or ``manifest`` (``root`` is a CSV with
     path,label[,patient]).
     ``labels``: class name -> folder names (or manifest labels); the first class is label 0.
+    ``cache``: folder of preprocessed arrays; ``workers``: preprocessing processes (0 = one
+    per CPU core); ``strict``: a scan that fails to preprocess stops the run instead of being
+    skipped and reported.
     """
 
     source: Literal["synthetic", "folder", "manifest"] = "synthetic"
@@ -72,6 +75,9 @@ class DataSpec:
         default_factory=lambda: {"normal": ["CT-0"], "abnormal": ["CT-23"]}
     )
     synthetic: SyntheticSpec = field(default_factory=SyntheticSpec)
+    cache: str = "cache"
+    workers: int = 0
+    strict: bool = False
 
 
 @dataclass
@@ -303,6 +309,8 @@ def _value_problems(s: Scenario) -> list[str]:
                  f"fold={sp.fold}, val={sp.val}")
     if t.monitor.startswith("val_") and sp.val == 0:
         p.append(f"train.monitor={t.monitor!r} needs a validation part (split.val > 0)")
+    if s.data.workers < 0:
+        p.append(f"data.workers must be >= 0 (0 = one per CPU core), got {s.data.workers}")
     if min(s.data.synthetic.normal, s.data.synthetic.abnormal) < 1:
         p.append("data.synthetic.normal/abnormal must be >= 1")
     p += _label_problems(s.data.labels)

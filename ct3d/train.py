@@ -30,10 +30,12 @@ import tensorflow as tf
 
 from ct3d.augment import build_augment
 from ct3d.data import pipeline
+from ct3d.data.cache import Cache, FillReport
+from ct3d.data.dataset import Scan
+from ct3d.data.pipeline import PipelineError
 from ct3d.data.sources import load_scans
 from ct3d.data.split import holdout, kfold_parts
 from ct3d.evaluate import binary_metrics
-from ct3d.preprocess import build_chain
 from ct3d.registry import MODELS
 from ct3d.scenario import Scenario
 
@@ -75,16 +77,13 @@ def run(
         tf.config.experimental.enable_op_determinism()
 
     scans = load_scans(scenario.data, progress=verbose > 0)
-    labels = np.array([s.label for s in scans])
-    parts = split_parts(scenario, labels.tolist(), [s.patient for s in scans])
-    _write_split(run_dir / "split.csv", scans, parts)
+    parts = split_parts(scenario, [s.label for s in scans], [s.patient for s in scans])
+    report = fill_cache(scenario, scans, verbose)
+    _write_split(run_dir / "split.csv", scans, parts, report)
+    data = _parts_data(scenario, scans, report, parts)
 
-    x = pipeline.preprocess_scans(scans, build_chain(_steps(scenario.preprocess)), verbose > 0)
-    present = [p for p in PARTS if (parts == p).any()]
-    data = {p: (x[parts == p], labels[parts == p]) for p in present}
-
-    model = MODELS.create(scenario.model.name, input_shape=(*x.shape[1:], 1),
-                          **scenario.model.params)
+    shape = pipeline.input_shape([p for part in data.values() for p in part.cached])
+    model = MODELS.create(scenario.model.name, input_shape=(*shape, 1), **scenario.model.params)
     model.compile(optimizer=_optimizer(scenario), loss="binary_crossentropy",
                   metrics=[keras.metrics.BinaryAccuracy(name="accuracy"),
                            keras.metrics.AUC(name="auc"),
@@ -92,7 +91,7 @@ def run(
     history = _fit(scenario, model, data, run_dir, verbose)
 
     best = keras.models.load_model(run_dir / "model.keras")
-    metrics = _evaluate(scenario, best, data, scans, parts, run_dir, history)
+    metrics = _evaluate(scenario, best, data, run_dir, history, report.failures)
     return Result(scenario, run_dir, best, history, metrics)
 
 
@@ -100,12 +99,52 @@ def _steps(steps: list[Any]) -> list[dict[str, Any]]:
     return [{"name": s.name, "params": s.params} for s in steps]
 
 
-def _write_split(path: Path, scans: list[Any], parts: np.ndarray) -> None:
+def fill_cache(scenario: Scenario, scans: list[Scan], verbose: int = 1) -> FillReport:
+    """Preprocess the scans into the scenario's cache (what is not there yet)."""
+    cache = Cache(scenario.data.cache, _steps(scenario.preprocess))
+    workers = scenario.data.workers or os.cpu_count() or 1
+    report = cache.fill(scans, workers=workers, strict=scenario.data.strict,
+                        progress=verbose > 0)
+    if verbose:
+        print(report.summary())
+    return report
+
+
+def _write_split(path: Path, scans: list[Scan], parts: np.ndarray, report: FillReport) -> None:
     with path.open("w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["path", "label", "class", "patient", "part"])
+        w.writerow(["path", "label", "class", "patient", "part", "skipped"])
         for scan, part in zip(scans, parts, strict=True):
-            w.writerow([scan.path, scan.label, scan.cls, scan.patient, part])
+            w.writerow([scan.path, scan.label, scan.cls, scan.patient, part,
+                        report.failures.get(scan.path, "")])
+
+
+@dataclass
+class Part:
+    """The usable scans of one part: cache files, labels, and the source files they came from."""
+
+    cached: list[Path]
+    labels: np.ndarray
+    sources: list[str]
+
+
+def _parts_data(
+    scenario: Scenario, scans: list[Scan], report: FillReport, parts: np.ndarray
+) -> dict[str, Part]:
+    """Each part without the scans that failed to preprocess (those are reported)."""
+    data = {}
+    for part in PARTS:
+        keep = [i for i in np.flatnonzero(parts == part) if report.paths[i] is not None]
+        if keep:
+            data[part] = Part([report.paths[i] for i in keep],
+                              np.array([scans[i].label for i in keep]),
+                              [scans[i].path for i in keep])
+    needed = ["train"] + (["val"] if scenario.train.monitor.startswith("val_") else [])
+    missing = [p for p in needed if p not in data]
+    if missing:
+        raise PipelineError(f"no usable scans left in part(s) {', '.join(missing)} "
+                            f"({len(report.failures)} scan(s) failed to preprocess)")
+    return data
 
 
 def _optimizer(scenario: Scenario) -> Any:
@@ -122,13 +161,15 @@ def _optimizer(scenario: Scenario) -> Any:
 
 
 def _fit(
-    scenario: Scenario, model: Any, data: dict[str, Any], run_dir: Path, verbose: int
+    scenario: Scenario, model: Any, data: dict[str, Part], run_dir: Path, verbose: int
 ) -> dict[str, list[float]]:
     t = scenario.train
-    x_train, y_train = data["train"]
+    train = data["train"]
     augment = build_augment(_steps(scenario.augment)) if scenario.augment else None
-    train_ds = pipeline.training_dataset(x_train, y_train, t.batch_size, scenario.seed, augment)
-    val_ds = pipeline.eval_dataset(*data["val"], t.batch_size) if "val" in data else None
+    train_ds = pipeline.training_dataset(train.cached, train.labels, t.batch_size, scenario.seed,
+                                         augment)
+    val_ds = (pipeline.eval_dataset(data["val"].cached, data["val"].labels, t.batch_size)
+              if "val" in data else None)
     mode = "min" if t.monitor.endswith("loss") else "max"
     callbacks = [
         EpochLog(run_dir / "history.csv"),
@@ -137,7 +178,7 @@ def _fit(
         keras.callbacks.EarlyStopping(monitor=t.monitor, mode=mode, patience=t.patience),
     ]
     fit = model.fit(train_ds, epochs=t.epochs,
-                    steps_per_epoch=math.ceil(len(x_train) / t.batch_size),
+                    steps_per_epoch=math.ceil(len(train.cached) / t.batch_size),
                     validation_data=val_ds, callbacks=callbacks, shuffle=False,
                     verbose=2 if verbose else 0)
     return {k: [float(v) for v in vals] for k, vals in fit.history.items()}
@@ -169,13 +210,17 @@ class EpochLog(keras.callbacks.Callback):
 
 
 def _evaluate(
-    scenario: Scenario, model: Any, data: dict[str, Any], scans: list[Any], parts: np.ndarray,
-    run_dir: Path, history: dict[str, list[float]],
+    scenario: Scenario, model: Any, data: dict[str, Part], run_dir: Path,
+    history: dict[str, list[float]], skipped: dict[str, str],
 ) -> dict[str, Any]:
-    probs = {p: model.predict(x[..., None], batch_size=scenario.train.batch_size,
-                              verbose=0).reshape(-1) for p, (x, _) in data.items()}
-    by_part = {p: binary_metrics(data[p][1], probs[p]) for p in data}
-    shown = "test" if "test" in by_part else "val"
+    batch = scenario.train.batch_size
+    probs = {
+        name: model.predict(pipeline.eval_dataset(part.cached, part.labels, batch)
+                            .map(lambda x, _: x), verbose=0).reshape(-1)
+        for name, part in data.items()
+    }
+    by_part = {name: binary_metrics(part.labels, probs[name]) for name, part in data.items()}
+    shown = "test" if "test" in by_part else "val" if "val" in by_part else "train"
     monitored = history.get(scenario.train.monitor, [])
     with (run_dir / "history.csv").open() as f:
         times = [float(row["time_s"]) for row in csv.DictReader(f)]
@@ -188,15 +233,15 @@ def _evaluate(
         "best_epoch": _best_epoch(monitored, scenario.train.monitor),
         "time_per_epoch_s": float(np.mean(times)) if times else None,
         "seed": scenario.seed,
+        "skipped": skipped,
     }
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     with (run_dir / "predictions.csv").open("w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["scan", "label", "probability", "part"])
-        for p in data:
-            idx = np.flatnonzero(parts == p)
-            for i, prob in zip(idx, probs[p], strict=True):
-                w.writerow([scans[i].path, scans[i].label, f"{prob:.6f}", p])
+        for name, part in data.items():
+            for source, label, prob in zip(part.sources, part.labels, probs[name], strict=True):
+                w.writerow([source, int(label), f"{prob:.6f}", name])
     return metrics
 
 

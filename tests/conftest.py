@@ -22,7 +22,8 @@ def cohort_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tiny_scenario(root: Path, out: Path, **overrides: object) -> Scenario:
     """The quick preset shrunk to 8 + 8 scans, 46^3 input and 2 epochs."""
     return Scenario.preset("quick").with_overrides({
-        "data.root": str(root), "data.synthetic.normal": 8, "data.synthetic.abnormal": 8,
+        "data.root": str(root), "data.cache": str(root / "cache"),
+        "data.synthetic.normal": 8, "data.synthetic.abnormal": 8,
         "preprocess.2.params.shape": [46, 46, 46], "train.epochs": 2, "out": str(out),
         **overrides,
     })

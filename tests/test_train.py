@@ -72,6 +72,7 @@ def test_synthetic_cohorts_get_their_own_folders_and_partial_ones_are_redone(
 
 def test_quick_preset_learns_its_easy_cohort(tmp_path: Path) -> None:
     s = Scenario.preset("quick").with_overrides({"data.root": str(tmp_path / "data"),
+                                                 "data.cache": str(tmp_path / "cache"),
                                                  "out": str(tmp_path / "run")})
     m = run(s, verbose=0).metrics
     assert m["n"] == 18

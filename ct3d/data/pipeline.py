@@ -1,64 +1,84 @@
-"""From scans to model input: preprocess every scan once, then feed ``tf.data`` batches.
+"""Model input streamed from the preprocessed-scan cache through ``tf.data``.
+
+Each element is read from its ``.npy`` file when needed (parallel reads, prefetch), so memory
+does not grow with the number of scans: the shuffle buffer holds file names, not arrays. Only
+TensorFlow ops are used (no ``numpy_function``), so the whole input path can run in graph
+mode and feed a GPU.
 
 Example::
 
-    x = preprocess_scans(scans, build_chain([{"name": "resize", "params": {}}]))
-    ds = training_dataset(x, labels, batch_size=4, seed=0, augment=None)
+    ds = training_dataset(report.paths, labels, batch_size=4, seed=0, augment=augment)
+    model.fit(ds, steps_per_epoch=math.ceil(len(labels) / 4), epochs=5)
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
-from ct3d.data.dataset import Scan
-from ct3d.io import read_volume
-from ct3d.preprocess import apply_chain
-from ct3d.volume import Step
+from ct3d.data.cache import npy_layout
 
 
 class PipelineError(ValueError):
-    """Preprocessed scans that cannot form one batchable array (shapes differ)."""
+    """Cached scans that cannot form one batchable input (shapes differ, none at all)."""
 
 
-def preprocess_scans(
-    scans: Sequence[Scan], chain: Sequence[Step], progress: bool = True
-) -> np.ndarray:
-    """Read and preprocess every scan: float32 array ``(N, W, H, D)``.
-
-    All scans must come out of the chain with the same shape (end the chain with ``resize``).
-    """
-    out: np.ndarray | None = None
-    for i, scan in enumerate(tqdm(scans, desc="preprocess", unit="scan", disable=not progress)):
-        array = apply_chain(read_volume(scan.path), chain).array
-        if out is None:
-            out = np.empty((len(scans), *array.shape), dtype=np.float32)
-        elif array.shape != out.shape[1:]:
+def input_shape(paths: Sequence[str | os.PathLike[str]]) -> tuple[int, ...]:
+    """The common array shape of the cached files; an error names a file that differs."""
+    if not paths:
+        raise PipelineError("no scans to train or evaluate on")
+    first, _ = npy_layout(paths[0])
+    for path in paths[1:]:
+        shape, _ = npy_layout(path)
+        if shape != first:
             raise PipelineError(
-                f"{scan.path}: preprocessed shape {array.shape} differs from the first scan's "
-                f"{out.shape[1:]}; end the preprocess chain with `resize` to a fixed shape"
+                f"{path}: preprocessed shape {shape} differs from {paths[0]}'s {first}; "
+                f"end the preprocess chain with `resize` to a fixed shape"
             )
-        out[i] = array
-    if out is None:
-        raise PipelineError("no scans to preprocess")
-    return out
+    return first
+
+
+def scan_dataset(paths: Sequence[str | os.PathLike[str]], labels: Sequence[float]) -> Any:
+    """Unbatched ``(path, label)`` pairs as a ``tf.data`` dataset (no arrays loaded yet)."""
+    import tensorflow as tf
+
+    return tf.data.Dataset.from_tensor_slices(
+        (np.array([str(p) for p in paths]), np.asarray(labels, dtype=np.float32)))
+
+
+def _reader(paths: Sequence[str | os.PathLike[str]]) -> Any:
+    """A graph function ``(path, label) -> (array (W, H, D, 1), label)`` for these files."""
+    import tensorflow as tf
+
+    shape = input_shape(paths)
+    offset = npy_layout(paths[0])[1]
+    nbytes = int(np.prod(shape)) * 4
+
+    def read(path: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        raw = tf.strings.substr(tf.io.read_file(path), offset, nbytes)
+        array = tf.reshape(tf.io.decode_raw(raw, tf.float32), (*shape, 1))
+        return array, label
+
+    return read
 
 
 def training_dataset(
-    x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, augment: Any | None
+    paths: Sequence[str | os.PathLike[str]], labels: Sequence[float], batch_size: int,
+    seed: int, augment: Any | None,
 ) -> Any:
-    """Endless shuffled, batched, augmented ``(B, W, H, D, 1)`` batches.
+    """Endless shuffled, batched, augmented ``(B, W, H, D, 1)`` batches read from the cache.
 
     Batch ``i`` (counted across epochs) is augmented with seed ``[seed, i]``, so a re-run
     with the same seed sees the same batches; use ``steps_per_epoch = ceil(N / batch_size)``.
     """
     import tensorflow as tf
 
-    ds = tf.data.Dataset.from_tensor_slices((x[..., None], y.astype(np.float32)))
-    ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True).batch(batch_size).repeat()
+    ds = scan_dataset(paths, labels).shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.map(_reader(paths), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.batch(batch_size).repeat()
     if augment is not None:
         base = tf.constant(seed, tf.int64)
 
@@ -69,9 +89,12 @@ def training_dataset(
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def eval_dataset(x: np.ndarray, y: np.ndarray, batch_size: int) -> Any:
-    """Batched ``(B, W, H, D, 1)`` scans with labels, in order, no augmentation."""
+def eval_dataset(
+    paths: Sequence[str | os.PathLike[str]], labels: Sequence[float], batch_size: int
+) -> Any:
+    """Batched ``(B, W, H, D, 1)`` scans with labels from the cache, in order, no augmentation."""
     import tensorflow as tf
 
-    ds = tf.data.Dataset.from_tensor_slices((x[..., None], y.astype(np.float32)))
+    ds = scan_dataset(paths, labels)
+    ds = ds.map(_reader(paths), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
