@@ -17,6 +17,7 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+from isal import igzip, isal_zlib
 from nibabel.filebasedimages import ImageFileError
 from nibabel.orientations import apply_orientation, inv_ornt_aff, io_orientation
 from nibabel.spatialimages import HeaderDataError, SpatialImage
@@ -67,8 +68,10 @@ def _load_header(path: Path, suffix: str) -> SpatialImage:
     if suffix == ".nii.gz" and magic != _GZIP_MAGIC:
         raise ScanError(path, "not a NIfTI file (not gzip-compressed despite the .gz suffix)")
     try:
+        if suffix == ".nii.gz":
+            return _from_gzip_bytes(path)
         return nib.load(path, mmap=False)
-    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+    except (EOFError, zlib.error, gzip.BadGzipFile, igzip.BadGzipFile, isal_zlib.error) as exc:
         raise ScanError(path, f"gzip stream is truncated or corrupt ({_detail(exc)})") from exc
     except ImageFileError as exc:
         raise ScanError(path, "not a NIfTI file (unrecognised or unreadable header)") from exc
@@ -76,6 +79,17 @@ def _load_header(path: Path, suffix: str) -> SpatialImage:
         raise ScanError(path, f"not a NIfTI file (invalid header: {_detail(exc)})") from exc
     except OSError as exc:
         raise ScanError(path, f"cannot read file ({_detail(exc)})") from exc
+
+
+def _from_gzip_bytes(path: Path) -> SpatialImage:
+    """Decompress a whole ``.nii.gz`` at once (ISA-L, ~2.5x zlib) into an in-memory image."""
+    data = igzip.decompress(path.read_bytes())
+    nifti2 = data[:4] in (b"\x1c\x02\x00\x00", b"\x00\x00\x02\x1c")  # sizeof_hdr 540
+    image_class = nib.Nifti2Image if nifti2 else nib.Nifti1Image
+    try:
+        return image_class.from_bytes(data)
+    except HeaderDataError as exc:
+        raise ImageFileError(str(exc)) from exc
 
 
 def _check_shape(path: Path, shape: tuple[int, ...]) -> tuple[int, int, int]:
@@ -128,7 +142,7 @@ def read_volume(path: str | os.PathLike[str]) -> Volume:
 
     ornt = io_orientation(img.affine)
     raw = apply_orientation(_read_raw(path, img).reshape(shape), ornt)
-    array = raw.astype(np.float32, order="C")
+    array = raw.astype(np.float32, order="K")
     del raw
     slope, inter = float(img.dataobj.slope), float(img.dataobj.inter)
     if slope != 1.0:
@@ -136,8 +150,10 @@ def read_volume(path: str | os.PathLike[str]) -> Volume:
     if inter != 0.0:
         array += np.float32(inter)
 
-    finite = np.isfinite(array)
-    if not finite.all():
+    always_finite = (np.issubdtype(img.get_data_dtype(), np.integer)
+                     and bool(np.isfinite([slope, inter]).all()))
+    finite = None if always_finite else np.isfinite(array)
+    if finite is not None and not finite.all():
         n_nan = int(np.count_nonzero(np.isnan(array)))
         n_inf = int(array.size - np.count_nonzero(finite)) - n_nan
         raise ScanError(path, f"non-finite values: {n_nan} NaN and {n_inf} infinite voxels")

@@ -59,7 +59,7 @@ def test_round_trip_values_spacing_affine(tmp_path: Path, hu: np.ndarray) -> Non
 
     back = read_volume(written)
     assert back.array.dtype == np.float32
-    assert back.array.flags.c_contiguous
+    assert back.array.flags.c_contiguous or back.array.flags.f_contiguous
     assert np.array_equal(back.array, hu)
     assert back.spacing == pytest.approx(SPACING)
     assert np.allclose(back.affine, RAS_AFFINE)
@@ -273,3 +273,13 @@ def test_non_finite_values(tmp_path: Path, hu: np.ndarray, value: float, pattern
     path = _save(arr, RAS_AFFINE, tmp_path / "bad.nii.gz")
     with _raises(path, pattern):
         read_volume(path)
+
+
+def test_nifti2_gz_reads_like_nifti1(tmp_path: Path) -> None:
+    data = np.arange(4 * 3 * 2, dtype=np.int16).reshape(4, 3, 2)
+    for image_class in (nib.Nifti1Image, nib.Nifti2Image):
+        path = tmp_path / f"{image_class.__name__}.nii.gz"
+        nib.save(image_class(data, np.diag([0.7, 0.7, 5.0, 1.0])), path)
+        vol = read_volume(path)
+        np.testing.assert_array_equal(vol.array, data.astype(np.float32))
+        assert vol.spacing == pytest.approx((0.7, 0.7, 5.0))
