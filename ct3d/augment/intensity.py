@@ -1,23 +1,92 @@
-"""Intensity augmenters (TensorFlow ops on batches)."""
+"""Intensity augmenters: contrast, brightness, gamma and noise (TensorFlow ops on batches)."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-from ct3d.augment.spatial import per_sample_uniform
+from ct3d.augment.spatial import check_prob, per_sample, per_sample_uniform, with_prob
 from ct3d.registry import augmenter
 
 
+def contrast_by(x: Any, factor: Any) -> Any:
+    """Scale each scan's deviation from its own mean by its ``factor`` (one per scan)."""
+    import tensorflow as tf
+
+    mean = tf.reduce_mean(x, axis=[1, 2, 3, 4], keepdims=True)
+    return (x - mean) * per_sample(factor) + mean
+
+
 @augmenter("contrast")
-def contrast(low: float = 0.5, high: float = 1.0) -> Any:
+def contrast(low: float = 0.5, high: float = 1.0, prob: float = 1.0) -> Any:
     """Scale each scan's deviation from its mean by a random factor in [low, high]."""
     if not 0.0 <= low <= high:
         raise ValueError(f"contrast needs 0 <= low <= high; received low={low}, high={high}")
+    check_prob("contrast", prob)
+
+    def apply(x: Any, seed: Any) -> Any:
+        factors = per_sample_uniform(x, seed, low, high)
+        return with_prob(lambda v: contrast_by(v, factors), x, seed, prob)
+
+    return apply
+
+
+def brightness_by(x: Any, delta: Any) -> Any:
+    """Add its ``delta`` (one per scan) to every voxel of each scan; no clipping."""
+    return x + per_sample(delta)
+
+
+@augmenter("brightness")
+def brightness(delta: tuple[float, float] = (-0.1, 0.1), prob: float = 1.0) -> Any:
+    """Add a random offset (uniform in delta) to every voxel of each scan."""
+    if delta[0] > delta[1]:
+        raise ValueError(f"brightness needs delta=(low, high) with low <= high; received {delta}")
+    check_prob("brightness", prob)
+
+    def apply(x: Any, seed: Any) -> Any:
+        deltas = per_sample_uniform(x, seed, *delta)
+        return with_prob(lambda v: brightness_by(v, deltas), x, seed, prob)
+
+    return apply
+
+
+def gamma_by(x: Any, gamma: Any) -> Any:
+    """Clip each scan to [0, 1] and raise it to its power ``gamma`` (one per scan, > 0).
+
+    Meant for windowed scans in [0, 1]; the output stays in [0, 1] (0 and 1 are fixed points).
+    """
+    import tensorflow as tf
+
+    return tf.pow(tf.clip_by_value(x, 0.0, 1.0), per_sample(tf.cast(gamma, x.dtype)))
+
+
+@augmenter("gamma")
+def gamma(gamma: tuple[float, float] = (0.8, 1.25), prob: float = 1.0) -> Any:
+    """Apply x**g with a random g per scan (log-uniform in gamma) to scans clipped to [0, 1]."""
+    if not 0.0 < gamma[0] <= gamma[1]:
+        raise ValueError(f"gamma needs gamma=(low, high) with 0 < low <= high; received {gamma}")
+    check_prob("gamma", prob)
+    import tensorflow as tf
+
+    log_low, log_high = math.log(gamma[0]), math.log(gamma[1])
+
+    def apply(x: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+        powers = tf.exp(per_sample_uniform(x, seed, log_low, log_high))
+        return with_prob(lambda v: gamma_by(v, powers), x, seed, prob)
+
+    return apply
+
+
+@augmenter("gaussian_noise")
+def gaussian_noise(std: float = 0.02, prob: float = 1.0) -> Any:
+    """Add independent zero-mean Gaussian noise of standard deviation std to every voxel."""
+    if not std >= 0.0:
+        raise ValueError(f"gaussian_noise needs std >= 0; received std={std}")
+    check_prob("gaussian_noise", prob)
     import tensorflow as tf
 
     def apply(x: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
-        factor = tf.reshape(per_sample_uniform(x, seed, low, high), [-1, 1, 1, 1, 1])
-        mean = tf.reduce_mean(x, axis=[1, 2, 3, 4], keepdims=True)
-        return (x - mean) * factor + mean
+        noise = tf.random.stateless_normal(tf.shape(x), seed, stddev=std, dtype=x.dtype)
+        return with_prob(lambda v: v + noise, x, seed, prob)
 
     return apply

@@ -1,11 +1,15 @@
-"""Spatial augmenters: random flips and axial-plane rotations (TensorFlow ops on batches)."""
+"""Spatial augmenters: random flips, axial rotations and zooms (TensorFlow ops on batches)."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 from ct3d.registry import augmenter
+
+PROB_STREAM = 0x9E37
+"""Folded into a step's seed to draw its per-scan "apply or not" coin, apart from its parameter."""
 
 
 def per_sample_uniform(x: Any, seed: Any, low: float, high: float) -> Any:
@@ -13,6 +17,36 @@ def per_sample_uniform(x: Any, seed: Any, low: float, high: float) -> Any:
     import tensorflow as tf
 
     return tf.random.stateless_uniform([tf.shape(x)[0]], seed, low, high)
+
+
+def per_sample(values: Any) -> Any:
+    """Reshape one value per scan ``(B,)`` to broadcast against a batch ``(B, W, H, D, C)``."""
+    import tensorflow as tf
+
+    return tf.reshape(values, [-1, 1, 1, 1, 1])
+
+
+def with_prob(transform: Callable[[Any], Any], x: Any, seed: Any, prob: float) -> Any:
+    """``transform(x)`` for each scan drawn with probability ``prob`` (per scan), else ``x``.
+
+    The coin comes from ``seed`` folded with :data:`PROB_STREAM`, so a step may draw its own
+    parameter from ``seed`` itself; ``prob >= 1`` and ``prob <= 0`` draw no coin at all.
+    """
+    if prob >= 1.0:
+        return transform(x)
+    if prob <= 0.0:
+        return x
+    import tensorflow as tf
+
+    coin_seed = tf.random.experimental.stateless_fold_in(seed, PROB_STREAM)
+    chosen = per_sample_uniform(x, coin_seed, 0.0, 1.0) < prob
+    return tf.where(per_sample(chosen), transform(x), x)
+
+
+def check_prob(name: str, prob: float) -> None:
+    """Raise ValueError unless ``0 <= prob <= 1`` (message names the augmenter)."""
+    if not 0.0 <= prob <= 1.0:
+        raise ValueError(f"{name} needs 0 <= prob <= 1; received prob={prob}")
 
 
 @augmenter("flip")
@@ -33,6 +67,33 @@ def flip(axes: tuple[int, ...] = (0, 1), prob: float = 0.5) -> Any:
     return apply
 
 
+def transform_axial(x: Any, transforms: Any, fill_value: float = 0.0) -> Any:
+    """Resample each scan of ``(B, W, H, D, C)`` in the axial plane by a projective transform.
+
+    ``transforms`` is ``(B, 8)`` as for ``ImageProjectiveTransformV3``: it maps an output
+    point (column along H, row along W; pixel ``i`` at ``i``) to the input point sampled,
+    bilinear, ``fill_value`` outside. All slices and channels go through one op.
+    """
+    import tensorflow as tf
+
+    shape = tf.shape(x)
+    b, w, h = shape[0], shape[1], shape[2]
+    moved = tf.raw_ops.ImageProjectiveTransformV3(
+        images=tf.reshape(x, tf.stack([b, w, h, -1])), transforms=transforms,
+        output_shape=tf.stack([w, h]), fill_value=tf.constant(fill_value, tf.float32),
+        interpolation="BILINEAR", fill_mode="CONSTANT",
+    )
+    return tf.reshape(moved, shape)
+
+
+def axial_centre(x: Any) -> tuple[Any, Any]:
+    """Centre ``(row, column)`` of the axial plane of ``x``, in pixel coordinates (float32)."""
+    import tensorflow as tf
+
+    shape = tf.cast(tf.shape(x), tf.float32)
+    return (shape[1] - 1) / 2, (shape[2] - 1) / 2
+
+
 def rotate_by(x: Any, degrees: Any, fill_value: float = 0.0) -> Any:
     """Rotate each scan of a batch ``(B, W, H, D, C)`` in the axial plane, bilinear.
 
@@ -40,32 +101,63 @@ def rotate_by(x: Any, degrees: Any, fill_value: float = 0.0) -> Any:
     """
     import tensorflow as tf
 
-    shape = tf.shape(x)
-    b, w, h = shape[0], shape[1], shape[2]
-    images = tf.reshape(x, tf.stack([b, w, h, -1]))
     theta = tf.cast(degrees, tf.float32) * (math.pi / 180.0)
     cos, sin = tf.cos(theta), tf.sin(theta)
-    cy, cx = (tf.cast(w, tf.float32) - 1) / 2, (tf.cast(h, tf.float32) - 1) / 2
+    cy, cx = axial_centre(x)
     zeros = tf.zeros_like(theta)
     transforms = tf.stack(
         [cos, -sin, cx - cos * cx + sin * cy, sin, cos, cy - sin * cx - cos * cy, zeros, zeros],
         axis=1,
     )
-    rotated = tf.raw_ops.ImageProjectiveTransformV3(
-        images=images, transforms=transforms, output_shape=tf.stack([w, h]),
-        fill_value=tf.constant(fill_value, tf.float32), interpolation="BILINEAR",
-        fill_mode="CONSTANT",
-    )
-    return tf.reshape(rotated, shape)
+    return transform_axial(x, transforms, fill_value)
 
 
 @augmenter("rotate")
-def rotate(degrees: tuple[float, float] = (-20.0, 20.0), fill_value: float = 0.0) -> Any:
+def rotate(
+    degrees: tuple[float, float] = (-20.0, 20.0), fill_value: float = 0.0, prob: float = 1.0
+) -> Any:
     """Rotate each scan by a random angle (uniform in degrees) in the axial plane, bilinear."""
     if degrees[0] > degrees[1]:
         raise ValueError(f"rotate needs degrees=(low, high) with low <= high; received {degrees}")
+    check_prob("rotate", prob)
 
     def apply(x: Any, seed: Any) -> Any:
-        return rotate_by(x, per_sample_uniform(x, seed, *degrees), fill_value)
+        angles = per_sample_uniform(x, seed, *degrees)
+        return with_prob(lambda v: rotate_by(v, angles, fill_value), x, seed, prob)
+
+    return apply
+
+
+def zoom_by(x: Any, scale: Any, fill_value: float = 0.0) -> Any:
+    """Scale each scan of ``(B, W, H, D, C)`` in the axial plane about its centre, bilinear.
+
+    ``scale`` has one factor per scan: a point at offset ``d`` from the centre moves to
+    ``scale * d``. The size is kept: ``scale > 1`` crops the border away, ``scale < 1``
+    shrinks the scan and pads it with ``fill_value``.
+    """
+    import tensorflow as tf
+
+    inverse = 1.0 / tf.cast(scale, tf.float32)
+    cy, cx = axial_centre(x)
+    zeros = tf.zeros_like(inverse)
+    transforms = tf.stack(
+        [inverse, zeros, cx * (1 - inverse), zeros, inverse, cy * (1 - inverse), zeros, zeros],
+        axis=1,
+    )
+    return transform_axial(x, transforms, fill_value)
+
+
+@augmenter("zoom")
+def zoom(
+    scale: tuple[float, float] = (0.9, 1.1), fill_value: float = 0.0, prob: float = 1.0
+) -> Any:
+    """Zoom each scan in the axial plane by a random factor (uniform in scale), same size."""
+    if not 0.0 < scale[0] <= scale[1]:
+        raise ValueError(f"zoom needs scale=(low, high) with 0 < low <= high; received {scale}")
+    check_prob("zoom", prob)
+
+    def apply(x: Any, seed: Any) -> Any:
+        factors = per_sample_uniform(x, seed, *scale)
+        return with_prob(lambda v: zoom_by(v, factors, fill_value), x, seed, prob)
 
     return apply
