@@ -17,11 +17,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ct3d.preprocess import geometry, intensity
+from ct3d.preprocess import chains, geometry, intensity, lung
 from ct3d.registry import PREPROCESSORS
 from ct3d.volume import Step, Volume
 
-__all__ = ["Step", "apply_chain", "build_chain", "geometry", "intensity"]
+__all__ = ["Step", "apply_chain", "build_chain", "chains", "geometry", "intensity", "lung"]
 
 
 def build_chain(steps: Sequence[dict[str, Any]]) -> list[Step]:

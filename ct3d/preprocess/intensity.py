@@ -22,8 +22,10 @@ def hu_window(low: float = -1000.0, high: float = 400.0) -> Step:
     lo, scale = np.float32(low), np.float32(1.0 / (high - low))
 
     def apply(volume: Volume) -> Volume:
-        a = np.clip(volume.array, lo, np.float32(high)).astype(np.float32, copy=False)
-        return volume.replace(array=(a - lo) * scale)
+        a = np.clip(volume.array, lo, np.float32(high), dtype=np.float32)
+        a -= lo
+        a *= scale
+        return volume.replace(array=a)
 
     return apply
 
