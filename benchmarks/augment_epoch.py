@@ -87,9 +87,9 @@ def main() -> None:
         scans = [Scan(str(p), int("CT-23" in str(p)), "x", p.name) for p in paths]
         cached = Cache(Path(tmp) / "cache", CHAIN).fill(scans, workers=2, progress=False).paths
         labels = np.array([s.label for s in scans], dtype=np.float32)
-        ours_plain = epoch_seconds(training_dataset(cached, labels, BATCH, 0, None), steps)
+        ours_plain = epoch_seconds(training_dataset(cached, labels, BATCH, 0, None, 2), steps)
         ours_aug = epoch_seconds(
-            training_dataset(cached, labels, BATCH, 0, build_augment(AUGMENT)), steps)
+            training_dataset(cached, labels, BATCH, 0, build_augment(AUGMENT), 2), steps)
         x = np.stack([np.load(p) for p in cached])
         ref_plain = epoch_seconds(reference_dataset(x, labels, augment=False), steps)
         ref_aug = epoch_seconds(reference_dataset(x, labels, augment=True), steps)

@@ -6,7 +6,7 @@ a :class:`Scenario` describes a run; :func:`run` trains and evaluates it.
 Example:
     >>> import ct3d
     >>> ct3d.list_plugins("model")
-    ['baseline_3dcnn', 'modified_3dcnn']
+    ['baseline_3dcnn', 'densenet3d', 'modified_3dcnn', 'resnet3d']
     >>> s = ct3d.Scenario.preset("quick").with_overrides({"train.epochs": 2})
     >>> s.train.epochs
     2
@@ -49,13 +49,19 @@ __all__ = [
     "read_volume",
     "run",
     "write_volume",
+    "explain",
+    "predict",
 ]
 
 
 def __getattr__(name: str) -> Any:
-    """``ct3d.run`` imports TensorFlow only when first used."""
+    """``ct3d.run``, ``ct3d.predict`` and ``ct3d.explain`` import TensorFlow when first used."""
     if name == "run":
         from ct3d.train import run
 
         return run
+    if name in ("predict", "explain"):
+        from ct3d import inference
+
+        return getattr(inference, name)
     raise AttributeError(f"module 'ct3d' has no attribute {name!r}")

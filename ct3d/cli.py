@@ -17,13 +17,14 @@ from ct3d.data.cache import PreprocessError
 from ct3d.data.dataset import DatasetError
 from ct3d.data.pipeline import PipelineError
 from ct3d.data.split import SplitError
+from ct3d.inference import RunError
 from ct3d.io import ScanError
 from ct3d.params import ParamError
 from ct3d.registry import REGISTRIES, PluginError, UnknownPlugin
 from ct3d.scenario import PRESETS, Scenario, ScenarioError
 
-USER_ERRORS = (DatasetError, ParamError, PipelineError, PluginError, PreprocessError, ScanError,
-               ScenarioError, SplitError, UnknownPlugin)
+USER_ERRORS = (DatasetError, ParamError, PipelineError, PluginError, PreprocessError, RunError,
+               ScanError, ScenarioError, SplitError, UnknownPlugin)
 
 
 def parse_sets(items: Sequence[str]) -> dict[str, str]:
@@ -77,8 +78,39 @@ def _print_result(result: Any) -> None:
 def _train(args: argparse.Namespace) -> None:
     from ct3d.train import run
 
+    if args.resume:
+        if args.scenario or args.set or args.out:
+            raise ScenarioError("--resume RUN_DIR takes the run's own scenario: give no "
+                                "scenario file, --set or --out")
+        _print_result(run(resume=args.resume))
+        return
+    if not args.scenario:
+        raise ScenarioError("give a scenario file (or --resume RUN_DIR)")
     scenario = Scenario.from_file(args.scenario).with_overrides(parse_sets(args.set))
     _print_result(run(scenario, out=args.out))
+
+
+def _predict(args: argparse.Namespace) -> int:
+    import csv
+
+    from ct3d.inference import predict
+
+    results = predict(args.run_dir, args.scans, saliency_dir=args.saliency)
+    for r in results:
+        if r.error:
+            print(f"{r.scan}\tERROR\t{r.error}", file=sys.stderr)
+        else:
+            print(f"{r.scan}\t{r.probability:.4f}\t{r.label}"
+                  + (f"\t{r.saliency}" if r.saliency else ""))
+    if args.csv:
+        with open(args.csv, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["scan", "probability", "label", "saliency", "error"])
+            w.writerows([r.scan, "" if r.probability is None else f"{r.probability:.6f}",
+                         r.label or "", r.saliency or "", r.error or ""] for r in results)
+    if not results:
+        raise ScenarioError(f"no scans found in {', '.join(args.scans)}")
+    return 1 if any(r.error for r in results) else 0
 
 
 def _preprocess(args: argparse.Namespace) -> None:
@@ -135,11 +167,19 @@ def build_parser() -> argparse.ArgumentParser:
     q.set_defaults(func=_scenario_new)
 
     p = sub.add_parser("train", help="train and evaluate a scenario into a run folder")
-    p.add_argument("scenario", help="scenario .yaml/.json")
+    p.add_argument("scenario", nargs="?", help="scenario .yaml/.json")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a dotted key, e.g. train.epochs=3 (repeatable)")
     p.add_argument("--out", help="run folder (default: the scenario's `out`)")
     p.set_defaults(func=_train)
+
+    p = sub.add_parser("predict", help="apply a trained run to scans (files or folders)")
+    p.add_argument("run_dir", help="a run folder written by `ct3d train`")
+    p.add_argument("scans", nargs="+", help="NIfTI files or folders of them")
+    p.add_argument("--saliency", metavar="OUT_DIR", help="also write Grad-CAM NIfTI maps here")
+    p.add_argument("--csv", metavar="OUT.csv", help="also write the results as CSV")
+    p.set_defaults(func=_predict)
 
     p = sub.add_parser("preprocess", help="fill the preprocessed-scan cache ahead of training")
     p.add_argument("scenario", help="scenario .yaml/.json")
@@ -161,11 +201,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = build_parser().parse_args(argv)
     try:
-        args.func(args)
+        return args.func(args) or 0
     except USER_ERRORS as exc:
         print(f"ct3d: error: {exc}", file=sys.stderr)
         return 2
-    return 0
 
 
 if __name__ == "__main__":

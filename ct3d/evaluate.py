@@ -1,4 +1,9 @@
-"""Metrics of a binary classifier from counts and probabilities (scikit-learn arithmetic).
+"""Metrics of a classifier from counts and probabilities (scikit-learn arithmetic).
+
+Besides point estimates this module gives what an honest report needs: bootstrap confidence
+intervals, a decision threshold chosen on the validation part only (Youden's J), ROC points,
+reliability bins with the Brier score, multi-class metrics and the mean ± std over
+cross-validation folds. Every result is JSON-serialisable (plain floats, ints, lists, None).
 
 Example:
     >>> m = binary_metrics([0, 0, 1, 1], [0.1, 0.6, 0.7, 0.9])
@@ -15,6 +20,24 @@ import numpy as np
 from sklearn import metrics as skm
 
 METRIC_KEYS = ("accuracy", "precision", "recall", "specificity", "f1", "auc", "mse", "loss")
+MULTICLASS_KEYS = ("accuracy", "macro_f1", "macro_auc")
+CI_KEYS = ("accuracy", "sensitivity", "specificity", "f1", "auc")
+
+
+def _binary_arrays(y_true: Sequence[int], prob: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """Labels (0/1 ints) and probabilities as 1D arrays of equal, non-zero length."""
+    y = np.asarray(y_true, dtype=int)
+    p = np.asarray(prob, dtype=np.float64)
+    if y.shape != p.shape or y.ndim != 1 or not len(y):
+        raise ValueError(f"need two equal-length, non-empty 1D sequences; got {y.shape}, {p.shape}")
+    if not np.isin(y, (0, 1)).all():
+        raise ValueError(f"binary labels must be 0 or 1; got {sorted(set(y.tolist()))}")
+    return y, p
+
+
+def _has_both_classes(y: np.ndarray) -> bool:
+    """Whether ``y`` holds at least one 0 and one 1."""
+    return len(np.unique(y)) == 2
 
 
 def binary_metrics(
@@ -22,43 +45,353 @@ def binary_metrics(
 ) -> dict[str, Any]:
     """Confusion matrix (counts, rows = true class) and the thesis' metrics, plus ROC-AUC.
 
-    ``auc`` is ``None`` when only one class is present; ``loss`` is the binary cross-entropy
-    of the probabilities and ``mse`` their mean squared error against the labels.
+    A scan is predicted positive when its probability is ``>= threshold``. ``auc`` is ``None``
+    when only one class is present; ``loss`` is the binary cross-entropy of the probabilities
+    and ``mse`` their mean squared error against the labels.
+
+    >>> binary_metrics([0, 1, 1], [0.2, 0.4, 0.8], threshold=0.3)["recall"]
+    1.0
     """
-    y = np.asarray(y_true, dtype=int)
-    p = np.asarray(prob, dtype=np.float64)
-    if y.shape != p.shape or y.ndim != 1 or not len(y):
-        raise ValueError(f"need two equal-length, non-empty 1D sequences; got {y.shape}, {p.shape}")
+    y, p = _binary_arrays(y_true, prob)
     pred = (p >= threshold).astype(int)
     cm = skm.confusion_matrix(y, pred, labels=[0, 1])
     tn, fp = int(cm[0, 0]), int(cm[0, 1])
-    both = len(np.unique(y)) == 2
     return {
         "accuracy": float(skm.accuracy_score(y, pred)),
         "precision": float(skm.precision_score(y, pred, zero_division=0)),
         "recall": float(skm.recall_score(y, pred, zero_division=0)),
         "specificity": tn / (tn + fp) if tn + fp else 0.0,
         "f1": float(skm.f1_score(y, pred, zero_division=0)),
-        "auc": float(skm.roc_auc_score(y, p)) if both else None,
+        "auc": float(skm.roc_auc_score(y, p)) if _has_both_classes(y) else None,
         "mse": float(np.mean((p - y) ** 2)),
         "loss": float(skm.log_loss(y, np.clip(p, 1e-7, 1 - 1e-7), labels=[0, 1])),
         "confusion_matrix": cm.tolist(),
         "n": len(y),
-        "threshold": threshold,
+        "threshold": float(threshold),
     }
 
 
-def format_table(by_part: dict[str, dict[str, Any]]) -> str:
-    """A plain-text table: one row per part (train/val/test), one column per metric."""
-    cols = ("n", *METRIC_KEYS)
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """``num / den`` element-wise, NaN where ``den`` is 0."""
+    out = np.full(num.shape, np.nan)
+    return np.divide(num, den, out=out, where=den > 0)
+
+
+def _resample_counts(n: int, n_boot: int, seed: int) -> np.ndarray:
+    """How often each of ``n`` scans is drawn in each of ``n_boot`` resamples with replacement.
+
+    Drawing ``n`` scans uniformly with replacement is a multinomial draw of the counts.
+    """
+    rng = np.random.default_rng(seed)
+    return rng.multinomial(n, np.full(n, 1 / n), size=n_boot)
+
+
+def _resample_auc(counts: np.ndarray, y: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """ROC-AUC of each resample by the rank-sum statistic (ties count ½); NaN if a class is missing.
+
+    Scans are grouped by equal probability; a positive scores the negatives strictly below it
+    plus half of those tied with it.
+    """
+    order = np.argsort(p, kind="stable")
+    p_sorted, y_sorted, c = p[order], y[order], counts[:, order]
+    starts = np.flatnonzero(np.r_[True, p_sorted[1:] != p_sorted[:-1]])
+    pos = np.add.reduceat(c * y_sorted, starts, axis=1)
+    neg = np.add.reduceat(c * (1 - y_sorted), starts, axis=1)
+    below = np.cumsum(neg, axis=1) - neg
+    wins = (pos * (below + neg / 2)).sum(axis=1)
+    return _ratio(wins, pos.sum(axis=1) * neg.sum(axis=1))
+
+
+def _resample_metrics(
+    counts: np.ndarray, y: np.ndarray, p: np.ndarray, threshold: float
+) -> dict[str, np.ndarray]:
+    """The :data:`CI_KEYS` metrics of every resample given by its draw ``counts`` (n_boot, n).
+
+    scikit-learn scores one sample at a time, far too slow for a thousand resamples, so the
+    confusion counts are weighted sums here; sensitivity, specificity and AUC are NaN where a
+    class is missing, and F1 is 0 where it is 0/0 (as ``zero_division=0`` gives).
+    """
+    pos, pred = y == 1, p >= threshold
+    tp, fn = counts @ (pos & pred), counts @ (pos & ~pred)
+    fp, tn = counts @ (~pos & pred), counts @ (~pos & ~pred)
+    return {
+        "accuracy": (tp + tn) / counts.sum(axis=1),
+        "sensitivity": _ratio(tp, tp + fn),
+        "specificity": _ratio(tn, tn + fp),
+        "f1": np.nan_to_num(_ratio(2 * tp, 2 * tp + fp + fn)),
+        "auc": _resample_auc(counts, y, p),
+    }
+
+
+def _percentile_interval(values: np.ndarray, level: float) -> tuple[float, float] | None:
+    """The central ``level`` percentile interval of the non-NaN ``values``; None if none."""
+    kept = values[~np.isnan(values)]
+    if not len(kept):
+        return None
+    tail = 100 * (1 - level) / 2
+    lo, hi = np.percentile(kept, [tail, 100 - tail])
+    return float(lo), float(hi)
+
+
+def bootstrap_ci(
+    y_true: Sequence[int],
+    prob: Sequence[float],
+    threshold: float = 0.5,
+    n_boot: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> dict[str, tuple[float, float] | None]:
+    """Percentile-bootstrap confidence intervals of accuracy, sensitivity, specificity, F1, AUC.
+
+    Scans are resampled with replacement ``n_boot`` times (``np.random.default_rng(seed)``)
+    and the ``threshold`` stays fixed. Resamples that miss a class are skipped for
+    sensitivity (no positives), specificity (no negatives) and AUC (either); a metric with no
+    usable resample (e.g. one class in the data) gets ``None`` instead of an interval.
+
+    >>> ci = bootstrap_ci([0, 0, 0, 1, 1, 1], [0.1, 0.3, 0.6, 0.4, 0.8, 0.9], n_boot=200)
+    >>> sorted(ci) == sorted(CI_KEYS), ci["accuracy"][0] <= 4 / 6 <= ci["accuracy"][1]
+    (True, True)
+    """
+    y, p = _binary_arrays(y_true, prob)
+    if n_boot < 1 or not 0 < level < 1:
+        raise ValueError(f"need n_boot >= 1 and 0 < level < 1; got {n_boot}, {level}")
+    counts = _resample_counts(len(y), n_boot, seed)
+    by_metric = _resample_metrics(counts, y, p, threshold)
+    return {k: _percentile_interval(v, level) for k, v in by_metric.items()}
+
+
+def _roc_curve(y_true: Sequence[int], prob: Sequence[float], **kw: Any) -> tuple[np.ndarray, ...]:
+    """``sklearn.metrics.roc_curve`` after checking that both classes are present."""
+    y, p = _binary_arrays(y_true, prob)
+    if not _has_both_classes(y):
+        raise ValueError("the ROC curve needs both classes in y_true")
+    return skm.roc_curve(y, p, **kw)
+
+
+def youden_threshold(y_true: Sequence[int], prob: Sequence[float]) -> float:
+    """The threshold maximising Youden's J = sensitivity + specificity - 1.
+
+    Choose it on the validation part only, then apply it unchanged to the test part: picking
+    it on the test part would make the test metrics optimistic. Candidates are the finite
+    thresholds of ``roc_curve`` (scans with probability ``>= threshold`` are positive); ties
+    go to the one closest to 0.5.
+
+    >>> youden_threshold([0, 0, 1, 1], [0.1, 0.3, 0.4, 0.8])
+    0.4
+    """
+    fpr, tpr, thresholds = _roc_curve(y_true, prob, drop_intermediate=False)
+    finite = np.isfinite(thresholds)
+    j, candidates = (tpr - fpr)[finite], thresholds[finite]
+    best = candidates[np.isclose(j, j.max(), rtol=0, atol=1e-12)]
+    return float(best[np.argmin(np.abs(best - 0.5))])
+
+
+def roc_points(y_true: Sequence[int], prob: Sequence[float]) -> dict[str, list[float]]:
+    """ROC curve as JSON-safe lists ``fpr``, ``tpr`` and ``thresholds`` (decreasing).
+
+    ``roc_curve`` starts at (0, 0) with an infinite threshold; it is replaced by 1.0, or by the
+    next float above the largest probability when that is 1.0 itself, so that it still
+    predicts no scan positive.
+
+    >>> roc_points([0, 1], [0.3, 0.7])
+    {'fpr': [0.0, 0.0, 1.0], 'tpr': [0.0, 1.0, 1.0], 'thresholds': [1.0, 0.7, 0.3]}
+    """
+    fpr, tpr, thresholds = _roc_curve(y_true, prob)
+    top = max(1.0, float(np.nextafter(np.max(prob), np.inf)))
+    thresholds = np.where(np.isfinite(thresholds), thresholds, top)
+    return {"fpr": fpr.tolist(), "tpr": tpr.tolist(), "thresholds": thresholds.tolist()}
+
+
+def _bin_means(values: np.ndarray, bins: np.ndarray, counts: np.ndarray) -> list[float | None]:
+    """Mean of ``values`` in each bin; None for empty bins."""
+    sums = np.bincount(bins, weights=values, minlength=len(counts))
+    return [float(s / c) if c else None for s, c in zip(sums, counts, strict=True)]
+
+
+def calibration(y_true: Sequence[int], prob: Sequence[float], n_bins: int = 10) -> dict[str, Any]:
+    """Reliability bins (equal width on [0, 1]) and the Brier score.
+
+    Bin i holds probabilities in ``[edges[i], edges[i+1])``, the last bin also 1.0. Per bin:
+    ``mean_predicted`` probability, ``observed`` fraction of positives and ``count``; empty
+    bins stay listed with count 0 and None means (``sklearn.calibration.calibration_curve``
+    drops them and gives no counts, hence the hand binning).
+
+    >>> c = calibration([0, 1, 1], [0.2, 0.7, 0.9], n_bins=2)
+    >>> c["count"], c["observed"], round(c["brier"], 4)
+    ([1, 2], [0.0, 1.0], 0.0467)
+    """
+    y, p = _binary_arrays(y_true, prob)
+    if n_bins < 1 or ((p < 0) | (p > 1)).any():
+        raise ValueError("need n_bins >= 1 and probabilities within [0, 1]")
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    bins = np.clip(np.searchsorted(edges, p, side="right") - 1, 0, n_bins - 1)
+    counts = np.bincount(bins, minlength=n_bins)
+    return {
+        "edges": edges.tolist(),
+        "mean_predicted": _bin_means(p, bins, counts),
+        "observed": _bin_means(y.astype(np.float64), bins, counts),
+        "count": counts.tolist(),
+        "brier": float(skm.brier_score_loss(y, p, labels=[0, 1])),
+    }
+
+
+def _multiclass_arrays(
+    y_true: Sequence[int], prob: Any, class_names: Sequence[str] | None
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Labels in ``range(k)``, the (n, k) probabilities and k class names."""
+    y = np.asarray(y_true, dtype=int)
+    p = np.asarray(prob, dtype=np.float64)
+    if y.ndim != 1 or p.ndim != 2 or len(y) != len(p) or not len(y) or p.shape[1] < 2:
+        raise ValueError(f"need labels (n,) and probabilities (n, k>=2); got {y.shape}, {p.shape}")
+    k = p.shape[1]
+    names = [str(i) for i in range(k)] if class_names is None else [str(c) for c in class_names]
+    if len(names) != k or ((y < 0) | (y >= k)).any():
+        raise ValueError(f"need {k} class names and labels in 0..{k - 1}")
+    return y, p, names
+
+
+def _ovr_auc(y: np.ndarray, p: np.ndarray) -> list[float | None]:
+    """One-vs-rest ROC-AUC of each class; None where the class is absent (or alone) in ``y``."""
+    return [
+        float(skm.roc_auc_score(y == c, p[:, c])) if _has_both_classes(y == c) else None
+        for c in range(p.shape[1])
+    ]
+
+
+def multiclass_metrics(
+    y_true: Sequence[int], prob: Any, class_names: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """Metrics of a k-class classifier from (n, k) probabilities; predicted class = argmax.
+
+    Rows of ``prob`` should sum to 1 (softmax outputs); labels are integers in ``range(k)``.
+
+    Returns the k×k ``confusion_matrix`` (counts, rows = true), ``accuracy``, ``per_class``
+    (by class name: precision, recall, f1, support, one-vs-rest auc), macro precision, recall
+    and F1 over all k classes (0/0 counts as 0), ``macro_auc`` (None if any class is absent,
+    as scikit-learn refuses it then), ``loss`` (log loss), ``n`` and ``class_names``.
+
+    >>> m = multiclass_metrics([0, 1, 2], [[.8, .1, .1], [.2, .7, .1], [.5, .2, .3]])
+    >>> m["accuracy"], m["confusion_matrix"][2], m["per_class"]["2"]["recall"]
+    (0.6666666666666666, [1, 0, 0], 0.0)
+    """
+    y, p, names = _multiclass_arrays(y_true, prob, class_names)
+    labels = list(range(p.shape[1]))
+    pred = p.argmax(axis=1)
+    per_class = skm.precision_recall_fscore_support(y, pred, labels=labels, zero_division=0)
+    auc = _ovr_auc(y, p)
+    return {
+        "accuracy": float(skm.accuracy_score(y, pred)),
+        "macro_precision": float(np.mean(per_class[0])),
+        "macro_recall": float(np.mean(per_class[1])),
+        "macro_f1": float(np.mean(per_class[2])),
+        "macro_auc": None if None in auc else float(np.mean(auc)),
+        "loss": float(skm.log_loss(y, p / p.sum(axis=1, keepdims=True), labels=labels)),
+        "per_class": {
+            name: {"precision": float(pr), "recall": float(rc), "f1": float(f1),
+                   "support": int(sup), "auc": a}
+            for name, pr, rc, f1, sup, a in zip(names, *per_class, auc, strict=True)
+        },
+        "confusion_matrix": skm.confusion_matrix(y, pred, labels=labels).tolist(),
+        "n": len(y),
+        "class_names": names,
+    }
+
+
+def evaluate_predictions(
+    y_true: Sequence[int],
+    prob: Any,
+    threshold: float = 0.5,
+    class_names: Sequence[str] | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Everything to report for one part: binary or multi-class, chosen by the shape of ``prob``.
+
+    1D (or (n, 1)) probabilities give :func:`binary_metrics` plus ``brier``, ``ci``
+    (:func:`bootstrap_ci`; None when ``n_boot`` is 0), ``roc`` (:func:`roc_points`; None with
+    one class) and ``calibration``. (n, k ≥ 2) probabilities give :func:`multiclass_metrics`
+    (``threshold``, ``n_boot`` and ``seed`` are then unused).
+
+    >>> r = evaluate_predictions([0, 1, 1, 0], [0.2, 0.8, 0.6, 0.4], n_boot=50)
+    >>> r["accuracy"], r["brier"], sorted(r["ci"]) == sorted(CI_KEYS), r["roc"]["fpr"][-1]
+    (1.0, 0.1, True, 1.0)
+    """
+    p = np.asarray(prob, dtype=np.float64)
+    if p.ndim == 2 and p.shape[1] > 1:
+        return multiclass_metrics(y_true, p, class_names)
+    p = p.reshape(-1) if p.ndim == 2 else p
+    cal = calibration(y_true, p)
+    both = _has_both_classes(np.asarray(y_true))
+    return {
+        **binary_metrics(y_true, p, threshold),
+        "brier": cal["brier"],
+        "ci": bootstrap_ci(y_true, p, threshold, n_boot, seed) if n_boot else None,
+        "roc": roc_points(y_true, p) if both else None,
+        "calibration": cal,
+    }
+
+
+def mean_std(values_by_fold: list[dict[str, Any]]) -> dict[str, tuple[float, float]]:
+    """Mean and sample standard deviation (ddof=1; 0.0 for one fold) of each scalar metric.
+
+    Scalars are the top-level ints and floats of each fold's metrics (nested values such as
+    the confusion matrix are left out); None values are ignored, and a metric that is None in
+    every fold is left out.
+
+    >>> mean_std([{"f1": 0.25, "auc": None}, {"f1": 0.75, "auc": 0.7}, {"f1": 0.5}])
+    {'f1': (0.5, 0.25), 'auc': (0.7, 0.0)}
+    """
+    by_key: dict[str, list[float]] = {}
+    for fold in values_by_fold:
+        for key, value in fold.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                by_key.setdefault(key, []).append(float(value))
+    return {
+        k: (float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else 0.0)
+        for k, v in by_key.items()
+    }
+
+
+def _cell(value: Any, col: str) -> str:
+    """One right-aligned table cell: ``-`` for None, counts as ints, metrics to 4 decimals."""
+    if value is None:
+        return f"{'-':>12}"
+    return f"{value:>12}" if col == "n" else f"{value:>12.4f}"
+
+
+def _rows(by_part: dict[str, dict[str, Any]], cols: Sequence[str]) -> list[str]:
+    """Header and one line per part of a table with columns ``n`` and ``cols``."""
+    cols = ("n", *cols)
     lines = ["part   " + "".join(f"{c:>12}" for c in cols)]
     for part, m in by_part.items():
-        cells = "".join(
-            f"{'-' if m[c] is None else m[c]:>12}" if c == "n" or m[c] is None
-            else f"{m[c]:>12.4f}" for c in cols
-        )
-        lines.append(f"{part:<7}{cells}")
-    for part, m in by_part.items():
+        lines.append(f"{part:<7}" + "".join(_cell(m[c], c) for c in cols))
+    return lines
+
+
+def _matrix_lines(part: str, m: dict[str, Any]) -> list[str]:
+    """The confusion matrix of one part: one line if binary, a header plus k rows if not."""
+    if "class_names" not in m:
         (tn, fp), (fn, tp) = m["confusion_matrix"]
-        lines.append(f"{part} confusion matrix (rows = true 0/1): [[{tn} {fp}] [{fn} {tp}]]")
+        return [f"{part} confusion matrix (rows = true 0/1): [[{tn} {fp}] [{fn} {tp}]]"]
+    names = m["class_names"]
+    rows = zip(names, m["confusion_matrix"], strict=True)
+    head = f"{part} confusion matrix (rows = true {'/'.join(names)}):"
+    return [head, *(f"  {name:>12}: {row}" for name, row in rows)]
+
+
+def format_table(by_part: dict[str, dict[str, Any]]) -> str:
+    """A plain-text table: one row per part (train/val/test), one column per metric.
+
+    Binary parts show :data:`METRIC_KEYS`, multi-class parts (from :func:`multiclass_metrics`)
+    show :data:`MULTICLASS_KEYS`; the confusion matrices follow.
+
+    >>> print(format_table({"test": binary_metrics([0, 1], [0.2, 0.9])}).splitlines()[-1])
+    test confusion matrix (rows = true 0/1): [[1 0] [0 1]]
+    """
+    binary = {k: m for k, m in by_part.items() if "class_names" not in m}
+    multi = {k: m for k, m in by_part.items() if "class_names" in m}
+    lines = (_rows(binary, METRIC_KEYS) if binary else []) + (
+        _rows(multi, MULTICLASS_KEYS) if multi else [])
+    for part, m in {**binary, **multi}.items():
+        lines += _matrix_lines(part, m)
     return "\n".join(lines)

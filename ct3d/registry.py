@@ -219,7 +219,7 @@ class Registry:
 
 PREPROCESSORS = Registry("preprocess", "ct3d.preprocessors")
 AUGMENTERS = Registry("augment", "ct3d.augmenters")
-MODELS = Registry("model", "ct3d.models", reserved=frozenset({"input_shape"}))
+MODELS = Registry("model", "ct3d.models", reserved=frozenset({"input_shape", "classes"}))
 
 REGISTRIES: dict[str, Registry] = {
     "preprocess": PREPROCESSORS,
@@ -237,7 +237,7 @@ def list_plugins(kind: str, include: str = "*", exclude: str | None = None) -> l
 
     Example:
         >>> list_plugins("model")
-        ['baseline_3dcnn', 'modified_3dcnn']
+        ['baseline_3dcnn', 'densenet3d', 'modified_3dcnn', 'resnet3d']
     """
     if kind not in REGISTRIES:
         raise UnknownPlugin(f"unknown registry {kind!r}; known: {', '.join(REGISTRIES)}")

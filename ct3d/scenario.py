@@ -82,30 +82,55 @@ class DataSpec:
 
 @dataclass
 class SplitSpec:
-    """Seeded, stratified split: ``holdout`` fractions, or ``kfold`` (``fold`` is the test part)."""
+    """Seeded, stratified split by patient: ``holdout`` fractions, or ``kfold`` cross-validation.
+
+    ``kfold``: one model per fold (``fold`` set: that fold only), each fold the test part
+    once; ``val`` is then the fraction of the other folds kept for validation.
+    """
 
     kind: Literal["holdout", "kfold"] = "holdout"
     train: float = 0.7
     val: float = 0.1
     test: float = 0.2
     k: int = 5
-    fold: int = 0
+    fold: int | None = None
 
 
 @dataclass
 class TrainSpec:
-    """Training settings; ``monitor`` drives both the best checkpoint and early stopping."""
+    """Training settings; ``monitor`` drives both the best checkpoint and early stopping.
+
+    ``schedule``: ``constant``; ``exponential`` (``lr_decay_rate`` every ``lr_decay_steps``
+    steps, staircase, as in the thesis); ``cosine`` (to 0 over the run); ``plateau``
+    (multiply by ``plateau_factor`` after ``plateau_patience`` epochs without improvement of
+    ``monitor``). ``class_weight``: ``balanced`` weighs classes inversely to their training
+    counts. ``deterministic``: TensorFlow op determinism (same seed, same result on CPU).
+    """
 
     epochs: int = 8
     batch_size: int = 4
     optimizer: Literal["adam", "sgd"] = "adam"
     learning_rate: float = 1e-3
     momentum: float = 0.9
-    lr_decay_rate: float = 1.0
+    schedule: Literal["constant", "exponential", "cosine", "plateau"] = "constant"
+    lr_decay_rate: float = 0.96
     lr_decay_steps: int = 100_000
+    plateau_factor: float = 0.5
+    plateau_patience: int = 3
+    class_weight: Literal["none", "balanced"] = "none"
     monitor: Literal["val_loss", "val_accuracy", "val_auc", "loss", "accuracy"] = "val_loss"
     patience: int = 15
     deterministic: bool = True
+
+
+@dataclass
+class EvalSpec:
+    """Evaluation: decision ``threshold`` (a number, or ``youden``: chosen on the validation
+    part by Youden's J, then applied unchanged to the test part) and ``n_boot`` bootstrap
+    resamples for the 95% confidence intervals."""
+
+    threshold: float | Literal["youden"] = 0.5
+    n_boot: int = 1000
 
 
 def _default_preprocess() -> list[StepSpec]:
@@ -137,6 +162,7 @@ class Scenario:
     augment: list[StepSpec] = field(default_factory=_default_augment)
     model: StepSpec = field(default_factory=lambda: StepSpec("modified_3dcnn"))
     train: TrainSpec = field(default_factory=TrainSpec)
+    evaluate: EvalSpec = field(default_factory=EvalSpec)
 
     # -- conversion -------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -295,8 +321,18 @@ def _value_problems(s: Scenario) -> list[str]:
             p.append(f"train.{key} must be >= 1, got {getattr(t, key)}")
     if t.learning_rate <= 0:
         p.append(f"train.learning_rate must be > 0, got {t.learning_rate}")
-    if not 0 < t.lr_decay_rate <= 1:
-        p.append(f"train.lr_decay_rate must be in (0, 1], got {t.lr_decay_rate}")
+    if not 0 < t.lr_decay_rate <= 1 or not 0 < t.plateau_factor < 1:
+        p.append(f"train.lr_decay_rate must be in (0, 1] and train.plateau_factor in (0, 1), "
+                 f"got {t.lr_decay_rate} and {t.plateau_factor}")
+    if s.evaluate.n_boot < 0 or (isinstance(s.evaluate.threshold, float)
+                                 and not 0 < s.evaluate.threshold < 1):
+        p.append(f"evaluate.threshold must be in (0, 1) or 'youden' and evaluate.n_boot >= 0, "
+                 f"got {s.evaluate.threshold!r} and {s.evaluate.n_boot}")
+    if s.evaluate.threshold == "youden" and sp.val == 0:
+        p.append("evaluate.threshold='youden' needs a validation part (split.val > 0)")
+    if len(s.data.labels) > 2 and (t.monitor.endswith("auc") or s.evaluate.threshold == "youden"):
+        p.append(f"{len(s.data.labels)} classes: train.monitor cannot be 'val_auc' and "
+                 f"evaluate.threshold cannot be 'youden' (binary only)")
     if t.patience < 0:
         p.append(f"train.patience must be >= 0, got {t.patience}")
     fractions = (sp.train, sp.val, sp.test)
@@ -304,7 +340,7 @@ def _value_problems(s: Scenario) -> list[str]:
         if min(fractions) < 0 or sp.train <= 0 or abs(sum(fractions) - 1) > 1e-6:
             p.append(f"split fractions train/val/test must be >= 0 (train > 0) and sum to 1, "
                      f"got {sp.train}/{sp.val}/{sp.test}")
-    elif sp.k < 2 or not 0 <= sp.fold < sp.k or not 0 <= sp.val < 1:
+    elif sp.k < 2 or not (sp.fold is None or 0 <= sp.fold < sp.k) or not 0 <= sp.val < 1:
         p.append(f"kfold split needs k >= 2, 0 <= fold < k and 0 <= val < 1, got k={sp.k}, "
                  f"fold={sp.fold}, val={sp.val}")
     if t.monitor.startswith("val_") and sp.val == 0:
@@ -421,7 +457,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "data": {"synthetic": {"normal": 30, "abnormal": 30}},
         "split": {"train": 0.5, "val": 0.2, "test": 0.3},
         "augment": [{"name": "flip", "params": {"axes": [0, 1]}}],
-        "model": {"name": "modified_3dcnn", "params": {"bn_momentum": 0.9}},
+        "model": {"name": "modified_3dcnn", "params": {"bn_momentum": 0.5}},
         "train": {"epochs": 12},
     },
     "thesis": {
@@ -437,13 +473,14 @@ PRESETS: dict[str, dict[str, Any]] = {
             {"name": "resize", "params": {"shape": [128, 128, 64]}},
         ],
         "train": {"epochs": 25, "batch_size": 4, "optimizer": "sgd", "learning_rate": 1e-3,
-                  "momentum": 0.9, "lr_decay_rate": 0.96, "lr_decay_steps": 100_000,
-                  "monitor": "val_accuracy", "patience": 15},
+                  "momentum": 0.9, "schedule": "exponential", "lr_decay_rate": 0.96,
+                  "lr_decay_steps": 100_000, "monitor": "val_accuracy", "patience": 15},
     },
 }
 """Named scenarios, as overrides of the :class:`Scenario` defaults.
 
 ``quick`` learns an easy synthetic cohort in well under a minute on 2 CPU cores: flips only
 (rotation and contrast cut its held-out AUC at this data size) and a faster BatchNorm moving
-average (``bn_momentum`` 0.9; the thesis' Keras default 0.99 lags behind on a few hundred
-steps). ``thesis`` is the thesis' set-up on a MosMed-sized synthetic cohort."""
+average (``bn_momentum`` 0.5; with the thesis' Keras default 0.99 the moving statistics lag
+far behind the weights over a few hundred steps, so inference-mode predictions are off).
+``thesis`` is the thesis' set-up on a MosMed-sized synthetic cohort."""

@@ -1,16 +1,22 @@
 """The engine: ``run(scenario) -> Result`` (no argparse, no widgets).
 
-validate -> data (generate the synthetic cohort when asked) -> split -> preprocess ->
-``tf.data`` with augmentation -> model -> ``fit`` with checkpoint and early stopping on the
-same monitored metric -> evaluation of the best checkpoint on every part -> run folder::
+validate -> data (generate the synthetic cohort when asked) -> split by patient -> cache of
+preprocessed scans -> ``tf.data`` with augmentation -> model -> ``fit`` with the best
+checkpoint and early stopping on the *same* monitored metric -> evaluation of the best
+checkpoint -> run folder. A ``kfold`` split trains one model per fold (``fold<i>/``) and
+evaluates every scan once, out of fold::
 
-    RUN_DIR/scenario.yaml  split.csv  history.csv  metrics.json  predictions.csv  model.keras
+    RUN_DIR/scenario.yaml  split.csv  metrics.json  predictions.csv
+            model.keras  history.csv  state/         (holdout; under fold<i>/ for k-fold)
+
+An interrupted run continues from its last completed epoch with ``run(resume=RUN_DIR)``,
+with the same result as an uninterrupted one on CPU.
 
 Example::
 
     import ct3d
     result = ct3d.run(ct3d.Scenario.preset("quick"))
-    print(result.metrics["auc"], result.run_dir)   # test-part ROC-AUC, runs/quick
+    print(result.metrics["auc"], result.metrics["ci"]["auc"], result.run_dir)
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import csv
 import json
 import math
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +34,7 @@ from typing import Any
 import keras
 import numpy as np
 import tensorflow as tf
+from sklearn.utils.class_weight import compute_class_weight
 
 from ct3d.augment import build_augment
 from ct3d.data import pipeline
@@ -34,8 +42,8 @@ from ct3d.data.cache import Cache, FillReport
 from ct3d.data.dataset import Scan
 from ct3d.data.pipeline import PipelineError
 from ct3d.data.sources import load_scans
-from ct3d.data.split import holdout, kfold_parts
-from ct3d.evaluate import binary_metrics
+from ct3d.data.split import holdout, kfold
+from ct3d.evaluate import evaluate_predictions, mean_std, youden_threshold
 from ct3d.registry import MODELS
 from ct3d.scenario import Scenario
 
@@ -53,50 +61,86 @@ class Result:
     metrics: dict[str, Any]
 
 
-def split_parts(scenario: Scenario, labels: list[int], patients: list[str]) -> np.ndarray:
-    """The part (``train``/``val``/``test``) of every scan, as the scenario's split says."""
+@dataclass
+class Part:
+    """The usable scans of one part: cache files, labels, and the source files they came from."""
+
+    cached: list[Path]
+    labels: np.ndarray
+    sources: list[str]
+
+
+def split_folds(scenario: Scenario, labels: list[int], patients: list[str]) -> list[np.ndarray]:
+    """The part (``train``/``val``/``test``) of every scan, one array per model to train."""
     sp = scenario.split
-    if sp.kind == "kfold":
-        return kfold_parts(labels, patients, sp.k, sp.fold, sp.val, scenario.seed)
-    return holdout(labels, patients, sp.train, sp.val, sp.test, scenario.seed)
+    if sp.kind == "holdout":
+        return [holdout(labels, patients, sp.train, sp.val, sp.test, scenario.seed)]
+    folds = kfold(labels, patients, sp.k, scenario.seed)
+    chosen = range(sp.k) if sp.fold is None else [sp.fold]
+    out = []
+    for fold in chosen:
+        parts = np.where(folds == fold, "test", "train").astype("<U5")
+        rest = np.flatnonzero(folds != fold)
+        if sp.val > 0:
+            parts[rest] = holdout([labels[i] for i in rest], [patients[i] for i in rest],
+                                  1 - sp.val, sp.val, 0.0, scenario.seed + 1 + fold)
+        out.append(parts)
+    return out
 
 
 def run(
-    scenario: Scenario, out: str | os.PathLike[str] | None = None, verbose: int = 1
+    scenario: Scenario | None = None, out: str | os.PathLike[str] | None = None,
+    verbose: int = 1, resume: str | os.PathLike[str] | None = None,
 ) -> Result:
     """Train and evaluate ``scenario``; write the run folder (``out`` or ``scenario.out``).
 
-    ``verbose``: 0 silent, 1 progress bars and one line per epoch.
+    ``resume``: a run folder to continue (its own ``scenario.yaml`` is used; completed folds
+    and epochs are kept). ``verbose``: 0 silent, 1 progress bars and one line per epoch.
     """
+    if resume is not None:
+        run_dir = Path(resume)
+        scenario = Scenario.from_file(run_dir / "scenario.yaml")
+    elif scenario is None:
+        raise ValueError("run() needs a scenario, or resume=RUN_DIR")
+    else:
+        run_dir = Path(out if out is not None else scenario.out)
+        _fresh_run_dir(run_dir)
+        scenario.to_yaml(run_dir / "scenario.yaml")
     scenario.validate()
-    run_dir = Path(out if out is not None else scenario.out)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    scenario.to_yaml(run_dir / "scenario.yaml")
-    keras.utils.set_random_seed(scenario.seed)
     if scenario.train.deterministic:
         tf.config.experimental.enable_op_determinism()
 
     scans = load_scans(scenario.data, progress=verbose > 0)
-    parts = split_parts(scenario, [s.label for s in scans], [s.patient for s in scans])
+    folds = split_folds(scenario, [s.label for s in scans], [s.patient for s in scans])
     report = fill_cache(scenario, scans, verbose)
-    _write_split(run_dir / "split.csv", scans, parts, report)
-    data = _parts_data(scenario, scans, report, parts)
+    _write_split(run_dir / "split.csv", scans, folds, report)
+    classes = list(scenario.data.labels)
 
-    shape = pipeline.input_shape([p for part in data.values() for p in part.cached])
-    model = MODELS.create(scenario.model.name, input_shape=(*shape, 1), **scenario.model.params)
-    model.compile(optimizer=_optimizer(scenario), loss="binary_crossentropy",
-                  metrics=[keras.metrics.BinaryAccuracy(name="accuracy"),
-                           keras.metrics.AUC(name="auc"),
-                           keras.metrics.MeanSquaredError(name="mse")])
-    history = _fit(scenario, model, data, run_dir, verbose)
+    fold_results = []
+    for i, parts in enumerate(folds):
+        fold_dir = run_dir if len(folds) == 1 else run_dir / f"fold{i}"
+        if verbose and len(folds) > 1:
+            print(f"fold {i + 1}/{len(folds)}")
+        data = _parts_data(scenario, scans, report, parts)
+        fold_results.append(_train_fold(scenario, data, fold_dir, len(classes), i, verbose))
 
-    best = keras.models.load_model(run_dir / "model.keras")
-    metrics = _evaluate(scenario, best, data, run_dir, history, report.failures)
-    return Result(scenario, run_dir, best, history, metrics)
+    metrics = _write_metrics(scenario, run_dir, fold_results, classes, report.failures)
+    model, history, _, _ = fold_results[-1]
+    return Result(scenario, run_dir, model, history, metrics)
 
 
-def _steps(steps: list[Any]) -> list[dict[str, Any]]:
-    return [{"name": s.name, "params": s.params} for s in steps]
+def _fresh_run_dir(run_dir: Path) -> None:
+    """Create the run folder; refuse to mix a new run into another run's files."""
+    if (run_dir / "scenario.yaml").exists():
+        for stale in ("state", "model.keras", "history.csv", "metrics.json", "predictions.csv"):
+            target = run_dir / stale
+            if target.is_dir():
+                shutil.rmtree(target)
+            else:
+                target.unlink(missing_ok=True)
+        for fold_dir in run_dir.glob("fold*"):
+            shutil.rmtree(fold_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
 
 
 def fill_cache(scenario: Scenario, scans: list[Scan], verbose: int = 1) -> FillReport:
@@ -110,22 +154,20 @@ def fill_cache(scenario: Scenario, scans: list[Scan], verbose: int = 1) -> FillR
     return report
 
 
-def _write_split(path: Path, scans: list[Scan], parts: np.ndarray, report: FillReport) -> None:
+def _steps(steps: list[Any]) -> list[dict[str, Any]]:
+    return [{"name": s.name, "params": s.params} for s in steps]
+
+
+def _write_split(
+    path: Path, scans: list[Scan], folds: list[np.ndarray], report: FillReport
+) -> None:
     with path.open("w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["path", "label", "class", "patient", "part", "skipped"])
-        for scan, part in zip(scans, parts, strict=True):
-            w.writerow([scan.path, scan.label, scan.cls, scan.patient, part,
-                        report.failures.get(scan.path, "")])
-
-
-@dataclass
-class Part:
-    """The usable scans of one part: cache files, labels, and the source files they came from."""
-
-    cached: list[Path]
-    labels: np.ndarray
-    sources: list[str]
+        fold_cols = ["part"] if len(folds) == 1 else [f"fold{i}" for i in range(len(folds))]
+        w.writerow(["path", "label", "class", "patient", *fold_cols, "skipped"])
+        for j, scan in enumerate(scans):
+            w.writerow([scan.path, scan.label, scan.cls, scan.patient,
+                        *(parts[j] for parts in folds), report.failures.get(scan.path, "")])
 
 
 def _parts_data(
@@ -147,102 +189,236 @@ def _parts_data(
     return data
 
 
-def _optimizer(scenario: Scenario) -> Any:
+def _optimizer(scenario: Scenario, total_steps: int) -> Any:
     t = scenario.train
     lr: Any = t.learning_rate
-    if t.lr_decay_rate < 1:
+    if t.schedule == "exponential":
         lr = keras.optimizers.schedules.ExponentialDecay(
             t.learning_rate, decay_steps=t.lr_decay_steps, decay_rate=t.lr_decay_rate,
-            staircase=True,
-        )
+            staircase=True)
+    elif t.schedule == "cosine":
+        lr = keras.optimizers.schedules.CosineDecay(t.learning_rate, decay_steps=total_steps)
     if t.optimizer == "sgd":
         return keras.optimizers.SGD(learning_rate=lr, momentum=t.momentum)
     return keras.optimizers.Adam(learning_rate=lr)
 
 
-def _fit(
-    scenario: Scenario, model: Any, data: dict[str, Part], run_dir: Path, verbose: int
-) -> dict[str, list[float]]:
+def _build_model(scenario: Scenario, shape: tuple[int, ...], classes: int, steps: int) -> Any:
+    model = MODELS.create(scenario.model.name, input_shape=(*shape, 1), classes=classes,
+                          **scenario.model.params)
+    if classes == 2:
+        loss = "binary_crossentropy"
+        metrics = [keras.metrics.BinaryAccuracy(name="accuracy"), keras.metrics.AUC(name="auc"),
+                   keras.metrics.MeanSquaredError(name="mse")]
+    else:
+        loss = "sparse_categorical_crossentropy"
+        metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+    model.compile(optimizer=_optimizer(scenario, steps * scenario.train.epochs), loss=loss,
+                  metrics=metrics)
+    return model
+
+
+def _class_weight(scenario: Scenario, labels: np.ndarray, classes: int) -> dict[int, float] | None:
+    if scenario.train.class_weight == "none":
+        return None
+    present = np.unique(labels)
+    weights = compute_class_weight("balanced", classes=present, y=labels)
+    by_class = dict(zip(present.tolist(), weights.tolist(), strict=True))
+    return {c: by_class.get(c, 1.0) for c in range(classes)}
+
+
+def _train_fold(
+    scenario: Scenario, data: dict[str, Part], fold_dir: Path, classes: int, fold: int,
+    verbose: int,
+) -> tuple[Any, dict[str, list[float]], dict[str, Part], dict[str, np.ndarray]]:
+    """Train one model (resuming its saved state if any); its best checkpoint's predictions."""
     t = scenario.train
+    fold_dir.mkdir(parents=True, exist_ok=True)
+    monitor = EpochState(fold_dir, t.monitor, t.patience)
     train = data["train"]
-    augment = build_augment(_steps(scenario.augment)) if scenario.augment else None
-    train_ds = pipeline.training_dataset(train.cached, train.labels, t.batch_size, scenario.seed,
-                                         augment)
-    val_ds = (pipeline.eval_dataset(data["val"].cached, data["val"].labels, t.batch_size)
-              if "val" in data else None)
-    mode = "min" if t.monitor.endswith("loss") else "max"
-    callbacks = [
-        EpochLog(run_dir / "history.csv"),
-        keras.callbacks.ModelCheckpoint(run_dir / "model.keras", monitor=t.monitor, mode=mode,
-                                        save_best_only=True),
-        keras.callbacks.EarlyStopping(monitor=t.monitor, mode=mode, patience=t.patience),
-    ]
-    fit = model.fit(train_ds, epochs=t.epochs,
-                    steps_per_epoch=math.ceil(len(train.cached) / t.batch_size),
-                    validation_data=val_ds, callbacks=callbacks, shuffle=False,
-                    verbose=2 if verbose else 0)
-    return {k: [float(v) for v in vals] for k, vals in fit.history.items()}
+    steps = math.ceil(len(train.cached) / t.batch_size)
+    if not monitor.finished(t.epochs):
+        keras.utils.set_random_seed(scenario.seed + fold)
+        shape = pipeline.input_shape([p for part in data.values() for p in part.cached])
+        model = monitor.load_last() or _build_model(scenario, shape, classes, steps)
+        augment = build_augment(_steps(scenario.augment)) if scenario.augment else None
+        train_ds = pipeline.training_dataset(train.cached, train.labels, t.batch_size,
+                                             scenario.seed + fold, augment, t.epochs,
+                                             monitor.epoch)
+        val_ds = (pipeline.eval_dataset(data["val"].cached, data["val"].labels, t.batch_size)
+                  if "val" in data else None)
+        callbacks: list[Any] = [monitor]
+        if t.schedule == "plateau":
+            callbacks.insert(0, keras.callbacks.ReduceLROnPlateau(
+                monitor=t.monitor, factor=t.plateau_factor, patience=t.plateau_patience,
+                mode=monitor.mode, verbose=0))
+        model.fit(train_ds, epochs=t.epochs, initial_epoch=monitor.epoch,
+                  steps_per_epoch=steps, validation_data=val_ds, callbacks=callbacks,
+                  class_weight=_class_weight(scenario, train.labels, classes),
+                  shuffle=False, verbose=2 if verbose else 0)
+    monitor.export_best(fold_dir / "model.keras")
+    best = keras.models.load_model(fold_dir / "model.keras")
+    probs = {name: _predict(best, part, t.batch_size) for name, part in data.items()}
+    return best, monitor.history(), data, probs
 
 
-class EpochLog(keras.callbacks.Callback):
-    """Append each epoch's logs and its wall time to a CSV as training goes."""
+def _predict(model: Any, part: Part, batch_size: int) -> np.ndarray:
+    ds = pipeline.eval_dataset(part.cached, part.labels, batch_size).map(lambda x, _: x)
+    prob = model.predict(ds, verbose=0)
+    return prob.reshape(-1) if prob.shape[-1] == 1 else prob
 
-    def __init__(self, path: Path) -> None:
+
+class EpochState(keras.callbacks.Callback):
+    """Best checkpoint, early stopping and resumable state, all on one monitored metric.
+
+    After every epoch: the epoch's logs and wall time go to ``history.csv``; the model is
+    saved as ``state/last-<epoch>.keras`` (with its optimizer) and, when ``monitor``
+    improved, as ``state/best-<epoch>.keras``; then ``state/state.json`` (epoch, best value,
+    epochs without improvement, file names) is replaced atomically. A run killed at any
+    moment therefore resumes from a consistent epoch. :meth:`export_best` writes the best
+    model to ``model.keras``.
+    """
+
+    def __init__(self, folder: Path, monitor: str, patience: int) -> None:
         super().__init__()
-        self.path = path
-        self.path.unlink(missing_ok=True)
+        self.folder, self.monitor, self.patience = folder, monitor, patience
+        self.mode = "min" if monitor.endswith("loss") else "max"
+        self.state_dir = folder / "state"
+        file = self.state_dir / "state.json"
+        self.state: dict[str, Any] = json.loads(file.read_text()) if file.is_file() else {
+            "epoch": 0, "best": None, "wait": 0, "stopped": False, "best_file": None,
+            "last_file": None}
         self._start = 0.0
-        self.times: list[float] = []
+
+    @property
+    def epoch(self) -> int:
+        """Epochs completed so far."""
+        return int(self.state["epoch"])
+
+    def finished(self, epochs: int) -> bool:
+        """Whether this fit already ran to its end (all epochs, or stopped early)."""
+        return bool(self.state["stopped"]) or self.epoch >= epochs
+
+    def load_last(self) -> Any | None:
+        """The model (with optimizer state) of the last completed epoch, if any."""
+        last = self.state["last_file"]
+        return keras.models.load_model(self.state_dir / last) if last else None
+
+    def export_best(self, path: Path) -> None:
+        """Copy the best epoch's model to ``path`` (atomically)."""
+        tmp = path.with_name(f".{path.name}.tmp")
+        shutil.copyfile(self.state_dir / self.state["best_file"], tmp)
+        os.replace(tmp, path)
+
+    def history(self) -> dict[str, list[float]]:
+        """Every logged value per epoch, from ``history.csv``."""
+        rows = _read_rows(self.folder / "history.csv")
+        return {k: [float(r[k]) for r in rows] for k in (rows[0] if rows else {})}
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._start = time.perf_counter()
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        self.times.append(time.perf_counter() - self._start)
-        row = {"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()},
-               "time_s": self.times[-1]}
-        new = not self.path.exists()
-        with self.path.open("a", newline="") as f:
+        logs = logs or {}
+        self._log_row({"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()},
+                       "time_s": time.perf_counter() - self._start})
+        value, best = float(logs[self.monitor]), self.state["best"]
+        state = {**self.state, "epoch": epoch + 1, "last_file": f"last-{epoch + 1}.keras"}
+        self.state_dir.mkdir(exist_ok=True)
+        if best is None or (value < best if self.mode == "min" else value > best):
+            state.update(best=value, wait=0, best_file=f"best-{epoch + 1}.keras")
+            self.model.save(self.state_dir / state["best_file"])
+        else:
+            state["wait"] += 1
+        state["stopped"] = state["wait"] >= self.patience
+        self.model.stop_training = state["stopped"]
+        self.model.save(self.state_dir / state["last_file"])
+        _write_atomic(self.state_dir / "state.json", json.dumps(state))
+        self.state = state
+        for stale in self.state_dir.glob("*.keras"):
+            if stale.name not in (state["best_file"], state["last_file"]):
+                stale.unlink()
+
+    def _log_row(self, row: dict[str, Any]) -> None:
+        path = self.folder / "history.csv"
+        rows = [r for r in _read_rows(path) if int(r["epoch"]) < row["epoch"]] + [row]
+        with path.open("w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=list(row))
-            if new:
-                w.writeheader()
-            w.writerow(row)
+            w.writeheader()
+            w.writerows(rows)
 
 
-def _evaluate(
-    scenario: Scenario, model: Any, data: dict[str, Part], run_dir: Path,
-    history: dict[str, list[float]], skipped: dict[str, str],
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _read_rows(path: Path) -> list[dict[str, str]]:
+    if not path.is_file():
+        return []
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _threshold(scenario: Scenario, data: dict[str, Part], probs: dict[str, np.ndarray]) -> float:
+    """The decision threshold: fixed, or Youden's J on the validation part (never test)."""
+    if scenario.evaluate.threshold == "youden":
+        return youden_threshold(data["val"].labels, probs["val"])
+    return float(scenario.evaluate.threshold)
+
+
+def _write_metrics(
+    scenario: Scenario, run_dir: Path, fold_results: list[Any], classes: list[str],
+    skipped: dict[str, str],
 ) -> dict[str, Any]:
-    batch = scenario.train.batch_size
-    probs = {
-        name: model.predict(pipeline.eval_dataset(part.cached, part.labels, batch)
-                            .map(lambda x, _: x), verbose=0).reshape(-1)
-        for name, part in data.items()
-    }
-    by_part = {name: binary_metrics(part.labels, probs[name]) for name, part in data.items()}
-    shown = "test" if "test" in by_part else "val" if "val" in by_part else "train"
-    monitored = history.get(scenario.train.monitor, [])
-    with (run_dir / "history.csv").open() as f:
-        times = [float(row["time_s"]) for row in csv.DictReader(f)]
-    metrics = {
-        "scenario": scenario.name,
-        "evaluated_on": shown,
-        **by_part[shown],
-        "parts": by_part,
-        "epochs_run": len(times),
-        "best_epoch": _best_epoch(monitored, scenario.train.monitor),
-        "time_per_epoch_s": float(np.mean(times)) if times else None,
-        "seed": scenario.seed,
-        "skipped": skipped,
-    }
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    with (run_dir / "predictions.csv").open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["scan", "label", "probability", "part"])
+    """metrics.json and predictions.csv for one model or for k folds (pooled out of fold)."""
+    ev = scenario.evaluate
+    binary = len(classes) == 2
+    per_fold, rows, pooled_y, pooled_p = [], [], [], []
+    for fold, (_, history, data, probs) in enumerate(fold_results):
+        threshold = _threshold(scenario, data, probs) if binary else 0.5
+        parts = {name: evaluate_predictions(part.labels, probs[name], threshold, classes,
+                                            ev.n_boot if name == "test" else 0, scenario.seed)
+                 for name, part in data.items()}
+        shown = "test" if "test" in parts else "val" if "val" in parts else "train"
+        times = history.get("time_s", [])
+        per_fold.append({"evaluated_on": shown, **parts[shown], "parts": parts,
+                         "epochs_run": len(times), "best_epoch": _best_epoch(
+                             history.get(scenario.train.monitor, []), scenario.train.monitor),
+                         "time_per_epoch_s": float(np.mean(times)) if times else None})
         for name, part in data.items():
             for source, label, prob in zip(part.sources, part.labels, probs[name], strict=True):
-                w.writerow([source, int(label), f"{prob:.6f}", name])
+                rows.append([source, int(label), *np.atleast_1d(prob).tolist(), fold, name])
+        if "test" in data:
+            pooled_y.append(data["test"].labels)
+            pooled_p.append(probs["test"])
+    if len(fold_results) == 1:
+        metrics = per_fold[0]
+    else:
+        thresholds = [f.get("threshold", 0.5) for f in per_fold]
+        metrics = {"evaluated_on": "out-of-fold",
+                   **evaluate_predictions(np.concatenate(pooled_y), np.concatenate(pooled_p),
+                                          float(np.mean(thresholds)) if binary else 0.5,
+                                          classes, ev.n_boot, scenario.seed),
+                   "folds": per_fold,
+                   "fold_mean_std": mean_std([{k: v for k, v in f.items() if k != "parts"}
+                                              for f in per_fold])}
+    metrics = {"scenario": scenario.name, "classes": classes, **metrics, "seed": scenario.seed,
+               "skipped": skipped}
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    prob_cols = ["probability"] if binary else [f"p_{c}" for c in classes]
+    with (run_dir / "predictions.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["scan", "label", *prob_cols, "fold", "part"])
+        w.writerows(_format_row(r, len(prob_cols)) for r in rows)
     return metrics
+
+
+def _format_row(row: list[Any], n_probs: int) -> list[Any]:
+    scan, label, *rest = row
+    probs, fold, part = rest[:n_probs], rest[n_probs], rest[n_probs + 1]
+    return [scan, label, *(f"{p:.6f}" for p in probs), fold, part]
 
 
 def _best_epoch(values: list[float], monitor: str) -> int | None:

@@ -114,14 +114,18 @@ def test_streamed_batches_match_the_files(scans: list[Scan], tmp_path: Path) -> 
                strict=True)
     np.testing.assert_array_equal(np.concatenate(x)[..., 0], np.stack([np.load(p) for p in paths]))
     assert np.concatenate(y).tolist() == labels
-    train = training_dataset(paths, labels, 4, seed=1, augment=None)
-    seen = [b[0].numpy() for b in train.take(3)]
-    assert [s.shape[0] for s in seen] == [4, 2, 4]
+    train = training_dataset(paths, labels, 4, seed=1, augment=None, epochs=3)
+    seen = [b[0].numpy() for b in train]
+    assert [s.shape[0] for s in seen] == [4, 2, 4, 2, 4, 2]
     by_sum = {float(np.load(p).sum()): i for i, p in enumerate(paths)}
-    epoch = [by_sum[float(v.sum())] for v in np.concatenate(seen[:2])]
-    assert sorted(epoch) == list(range(6))
-    again = [b[0].numpy() for b in training_dataset(paths, labels, 4, 1, None).take(3)]
+    epochs = [[by_sum[float(v.sum())] for v in np.concatenate(seen[i:i + 2])] for i in (0, 2)]
+    assert sorted(epochs[0]) == sorted(epochs[1]) == list(range(6))
+    assert epochs[0] != epochs[1]
+    again = [b[0].numpy() for b in training_dataset(paths, labels, 4, 1, None, epochs=3)]
     assert all(np.array_equal(a, b) for a, b in zip(seen, again, strict=True))
+    resumed = [b[0].numpy() for b in training_dataset(paths, labels, 4, 1, None, epochs=3,
+                                                      initial_epoch=1)]
+    assert all(np.array_equal(a, b) for a, b in zip(seen[2:], resumed, strict=True))
     assert tf.executing_eagerly()
 
 

@@ -24,7 +24,8 @@ def test_help_lists_the_commands(capsys: pytest.CaptureFixture[str]) -> None:
 def test_plugins_json_lists_every_registry(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["plugins", "--json"]) == 0
     listing = json.loads(capsys.readouterr().out)["plugins"]
-    assert [p["name"] for p in listing["model"]] == ["baseline_3dcnn", "modified_3dcnn"]
+    assert [p["name"] for p in listing["model"]] == [
+        "baseline_3dcnn", "densenet3d", "modified_3dcnn", "resnet3d"]
     hu = next(p for p in listing["preprocess"] if p["name"] == "hu_window")
     assert hu["params"] == [{"name": "low", "type": "float", "default": -1000.0},
                             {"name": "high", "type": "float", "default": 400.0}]
@@ -41,7 +42,7 @@ def test_scenario_new_prints_a_complete_valid_scenario(
     assert Scenario.from_yaml(text).validate() == Scenario.preset(preset)
     params = yaml.safe_load(text)["model"]["params"]
     assert params == {"dropout": 0.1, "head_dropout": 0.2,
-                      "bn_momentum": 0.9 if preset == "quick" else 0.99}
+                      "bn_momentum": 0.5 if preset == "quick" else 0.99, "weights": None}
 
 
 def test_synth_writes_the_mosmed_layout(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -27,7 +27,7 @@ def test_preset_writes_every_plugin_default() -> None:
     s = Scenario.preset("thesis")
     assert s.preprocess[2] == StepSpec("resize", {"shape": [128, 128, 64], "order": 1})
     assert s.model == StepSpec("modified_3dcnn", {"dropout": 0.1, "head_dropout": 0.2,
-                                                  "bn_momentum": 0.99})
+                                                  "bn_momentum": 0.99, "weights": None})
     assert (s.train.optimizer, s.train.momentum, s.train.batch_size) == ("sgd", 0.9, 4)
     assert (s.split.train, s.split.val, s.split.test) == (0.7, 0.1, 0.2)
     assert yaml.safe_load(s.to_yaml())["augment"][0] == {

@@ -30,7 +30,7 @@ def test_run_folder_and_same_seed_same_result(
     first = run(make_scenario(cohort_root, tmp_path / "a"), verbose=0)
     files = sorted(p.name for p in first.run_dir.iterdir())
     assert files == ["history.csv", "metrics.json", "model.keras", "predictions.csv",
-                     "scenario.yaml", "split.csv"]
+                     "scenario.yaml", "split.csv", "state"]
     m = _metrics(first.run_dir)
     assert set(METRIC_KEYS) | {"confusion_matrix", "n"} <= set(m)
     assert m["evaluated_on"] == "test" and m["n"] == 4

@@ -7,12 +7,13 @@ mode and feed a GPU.
 
 Example::
 
-    ds = training_dataset(report.paths, labels, batch_size=4, seed=0, augment=augment)
+    ds = training_dataset(report.paths, labels, batch_size=4, seed=0, augment=augment, epochs=5)
     model.fit(ds, steps_per_epoch=math.ceil(len(labels) / 4), epochs=5)
 """
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -67,25 +68,41 @@ def _reader(paths: Sequence[str | os.PathLike[str]]) -> Any:
 
 def training_dataset(
     paths: Sequence[str | os.PathLike[str]], labels: Sequence[float], batch_size: int,
-    seed: int, augment: Any | None,
+    seed: int, augment: Any | None, epochs: int, initial_epoch: int = 0,
 ) -> Any:
-    """Endless shuffled, batched, augmented ``(B, W, H, D, 1)`` batches read from the cache.
+    """Shuffled, batched, augmented ``(B, W, H, D, 1)`` batches for epochs
+    ``initial_epoch .. epochs - 1``, read from the cache.
 
-    Batch ``i`` (counted across epochs) is augmented with seed ``[seed, i]``, so a re-run
-    with the same seed sees the same batches; use ``steps_per_epoch = ceil(N / batch_size)``.
+    Epoch ``e`` is shuffled with seed ``[seed, e]`` and its ``j``-th batch is augmented with
+    seed ``[seed, e * steps + j]`` (``steps = ceil(N / batch_size)``), so every epoch is a
+    pure function of the seed and its index: a run resumed at epoch ``e`` sees exactly the
+    batches an uninterrupted run would have.
     """
     import tensorflow as tf
 
-    ds = scan_dataset(paths, labels).shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.map(_reader(paths), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    ds = ds.batch(batch_size).repeat()
+    n = len(paths)
+    steps = math.ceil(n / batch_size)
+    all_paths = tf.constant([str(p) for p in paths])
+    all_labels = tf.constant(np.asarray(labels, dtype=np.float32))
+    read = _reader(paths)
+    base = tf.constant(seed, tf.int64)
+
+    def epoch(e: tf.Tensor) -> tf.data.Dataset:
+        order = tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64),
+                                                         seed=tf.stack([base, e]))
+        ds = tf.data.Dataset.from_tensor_slices(order).map(
+            lambda i: (tf.gather(all_paths, i), tf.gather(all_labels, i)))
+        ds = ds.map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        return ds.batch(batch_size)
+
+    ds = tf.data.Dataset.range(initial_epoch, epochs).flat_map(epoch)
     if augment is not None:
-        base = tf.constant(seed, tf.int64)
 
         def apply(i: tf.Tensor, batch: tuple[tf.Tensor, tf.Tensor]) -> Any:
             return augment(batch[0], tf.stack([base, i])), batch[1]
 
-        ds = ds.enumerate().map(apply, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        ds = ds.enumerate(start=initial_epoch * steps).map(
+            apply, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 

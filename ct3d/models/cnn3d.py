@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from ct3d.models.heads import InputShape, check_common, finish, output_head
 from ct3d.registry import model_builder
-
-InputShape = tuple[int, int, int, int]
 
 
 def conv_block(x: Any, filters: int, dropout: float, bn_momentum: float, name: str) -> Any:
@@ -30,19 +29,28 @@ def cnn3d(
     dense_units: int,
     bn_momentum: float,
     name: str,
+    classes: int = 2,
+    weights: str | None = None,
 ) -> Any:
-    """General plain 3D CNN: conv blocks, global average pooling, one dense layer, sigmoid."""
+    """General plain 3D CNN: conv blocks, global average pooling, one dense layer, head.
+
+    Args:
+        input_shape: ``(W, H, D, C)``; every spatial size >= ``3 * 2**len(filters) - 2``.
+        filters: filters of each conv block (valid 3x3x3 conv, then 2x max pooling).
+        block_dropout: dropout rate after each block (0 = no dropout layer).
+        head_dropout: dropout rate before the output layer.
+        dense_units: units of the ReLU dense layer after global average pooling.
+        bn_momentum: batch-normalization momentum.
+        name: the model name.
+        classes: 2 (one sigmoid unit) or more (softmax units).
+        weights: ``None`` or a local ``.weights.h5`` file loaded after building.
+    """
     import keras
     from keras import layers
 
-    if len(input_shape) != 4 or min(input_shape) < 1:
-        raise ValueError(f"`input_shape` must be (W, H, D, C); received input_shape={input_shape}")
     smallest = 3 * 2 ** len(filters) - 2
-    if min(input_shape[:3]) < smallest:
-        raise ValueError(
-            f"{name} needs every spatial size >= {smallest} ({len(filters)} valid conv + pool "
-            f"blocks); received input_shape={input_shape}"
-        )
+    check_common(input_shape, classes, weights, smallest, name,
+                 f"{len(filters)} valid conv + pool blocks")
     inputs = keras.Input(shape=tuple(input_shape), name="scan")
     x = inputs
     for i, (f, d) in enumerate(zip(filters, block_dropout, strict=True), start=1):
@@ -50,28 +58,33 @@ def cnn3d(
     x = layers.GlobalAveragePooling3D(name="gap")(x)
     x = layers.Dense(dense_units, activation="relu", name="dense")(x)
     x = layers.Dropout(head_dropout, name="head_dropout")(x)
-    outputs = layers.Dense(1, activation="sigmoid", name="probability")(x)
-    return keras.Model(inputs, outputs, name=name)
+    return finish(inputs, output_head(x, classes), name, weights)
 
 
 @model_builder("baseline_3dcnn")
 def baseline_3dcnn(
-    input_shape: InputShape = (128, 128, 64, 1), dropout: float = 0.3, bn_momentum: float = 0.99
+    input_shape: InputShape = (128, 128, 64, 1),
+    classes: int = 2,
+    dropout: float = 0.3,
+    bn_momentum: float = 0.99,
+    weights: str | None = None,
 ) -> Any:
     """Keras example 3D CNN: filters 64-64-128-256, dense 512 (1,352,897 parameters)."""
     return cnn3d(input_shape, (64, 64, 128, 256), (0.0,) * 4, dropout, 512, bn_momentum,
-                 "baseline_3dcnn")
+                 "baseline_3dcnn", classes, weights)
 
 
 @model_builder("modified_3dcnn")
 def modified_3dcnn(
     input_shape: InputShape = (128, 128, 64, 1),
+    classes: int = 2,
     dropout: float = 0.1,
     head_dropout: float = 0.2,
     bn_momentum: float = 0.99,
+    weights: str | None = None,
 ) -> Any:
     """Thesis 3D CNN: filters 16-32-64-64, block dropout, dense 512 (214,817 parameters)."""
     return cnn3d(
         input_shape, (16, 32, 64, 64), (0.0, dropout, dropout, dropout), head_dropout, 512,
-        bn_momentum, "modified_3dcnn",
+        bn_momentum, "modified_3dcnn", classes, weights,
     )
