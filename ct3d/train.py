@@ -91,11 +91,13 @@ def split_folds(scenario: Scenario, labels: list[int], patients: list[str]) -> l
 def run(
     scenario: Scenario | None = None, out: str | os.PathLike[str] | None = None,
     verbose: int = 1, resume: str | os.PathLike[str] | None = None,
+    callbacks: list[Any] | None = None,
 ) -> Result:
     """Train and evaluate ``scenario``; write the run folder (``out`` or ``scenario.out``).
 
     ``resume``: a run folder to continue (its own ``scenario.yaml`` is used; completed folds
     and epochs are kept). ``verbose``: 0 silent, 1 progress bars and one line per epoch.
+    ``callbacks``: extra Keras callbacks for every fit (e.g. a live plot in a notebook).
     """
     if resume is not None:
         run_dir = Path(resume)
@@ -122,7 +124,8 @@ def run(
         if verbose and len(folds) > 1:
             print(f"fold {i + 1}/{len(folds)}")
         data = _parts_data(scenario, scans, report, parts)
-        fold_results.append(_train_fold(scenario, data, fold_dir, len(classes), i, verbose))
+        fold_results.append(_train_fold(scenario, data, fold_dir, len(classes), i, verbose,
+                                        callbacks or []))
 
     metrics = _write_metrics(scenario, run_dir, fold_results, classes, report.failures)
     model, history, _, _ = fold_results[-1]
@@ -229,7 +232,7 @@ def _class_weight(scenario: Scenario, labels: np.ndarray, classes: int) -> dict[
 
 def _train_fold(
     scenario: Scenario, data: dict[str, Part], fold_dir: Path, classes: int, fold: int,
-    verbose: int,
+    verbose: int, extra_callbacks: list[Any],
 ) -> tuple[Any, dict[str, list[float]], dict[str, Part], dict[str, np.ndarray]]:
     """Train one model (resuming its saved state if any); its best checkpoint's predictions."""
     t = scenario.train
@@ -247,7 +250,7 @@ def _train_fold(
                                              monitor.epoch)
         val_ds = (pipeline.eval_dataset(data["val"].cached, data["val"].labels, t.batch_size)
                   if "val" in data else None)
-        callbacks: list[Any] = [monitor]
+        callbacks: list[Any] = [monitor, *extra_callbacks]
         if t.schedule == "plateau":
             callbacks.insert(0, keras.callbacks.ReduceLROnPlateau(
                 monitor=t.monitor, factor=t.plateau_factor, patience=t.plateau_patience,
