@@ -4,26 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import random_volume, same_world_values
 from scipy import ndimage
 
 from ct3d.preprocess import apply_chain, build_chain
 from ct3d.registry import PREPROCESSORS, UnknownPlugin
 from ct3d.volume import Volume
-
-
-def _volume(shape: tuple[int, int, int] = (10, 8, 6), seed: int = 0) -> Volume:
-    rng = np.random.default_rng(seed)
-    affine = np.array([[0.7, 0, 0, -50], [0, 0.8, 0, 20], [0, 0, 5.0, -100], [0, 0, 0, 1]])
-    return Volume(rng.uniform(-1200, 1200, shape).astype(np.float32), (0.7, 0.8, 5.0),
-                  affine, "test")
-
-
-def _same_world_values(before: Volume, after: Volume, voxels: np.ndarray) -> None:
-    """The value at each of ``after``'s voxels equals ``before``'s at the same world point."""
-    world = after.affine @ np.c_[voxels, np.ones(len(voxels))].T
-    old = np.rint(np.linalg.inv(before.affine) @ world)[:3].T.astype(int)
-    np.testing.assert_allclose(after.array[tuple(voxels.T)], before.array[tuple(old.T)],
-                               rtol=1e-6)
 
 
 def test_hu_window_clips_and_scales() -> None:
@@ -38,36 +24,36 @@ def test_hu_window_clips_and_scales() -> None:
 
 @pytest.mark.parametrize("k", [1, 2, 3, 5])
 def test_rotate90_is_exact_and_keeps_world_geometry(k: int) -> None:
-    v = _volume()
+    v = random_volume()
     out = PREPROCESSORS.create("rotate90", k=k)(v)
     np.testing.assert_array_equal(out.array, np.rot90(v.array, k, axes=(0, 1)))
     assert out.spacing == ((0.7, 0.8, 5.0) if k % 2 == 0 else (0.8, 0.7, 5.0))
     corners = np.array([[0, 0, 0], [out.shape[0] - 1, 0, 1], [2, out.shape[1] - 1, 5]])
-    _same_world_values(v, out, corners)
+    same_world_values(v, out, corners)
 
 
 def test_rotate90_matches_the_reference_spline_rotation() -> None:
-    v = _volume((12, 12, 4))
+    v = random_volume((12, 12, 4))
     reference = ndimage.rotate(v.array, 90, reshape=False)
     np.testing.assert_allclose(PREPROCESSORS.create("rotate90")(v).array, reference, atol=1e-3)
 
 
 def test_resize_shape_linearity_spacing_and_corners() -> None:
     ramp = np.broadcast_to(np.arange(10, dtype=np.float32)[:, None, None], (10, 8, 6)).copy()
-    v = _volume().replace(array=ramp)
+    v = random_volume().replace(array=ramp)
     out = PREPROCESSORS.create("resize", shape=(19, 4, 6))(v)
     assert out.shape == (19, 4, 6) and out.array.dtype == np.float32
     np.testing.assert_allclose(out.array[:, 0, 0], np.arange(19) * 9 / 18, atol=1e-5)
     assert out.spacing == pytest.approx((0.7 * 9 / 18, 0.8 * 7 / 3, 5.0))
-    rnd = _volume()
-    _same_world_values(rnd, PREPROCESSORS.create("resize", shape=(19, 4, 6))(rnd),
+    rnd = random_volume()
+    same_world_values(rnd, PREPROCESSORS.create("resize", shape=(19, 4, 6))(rnd),
                        np.array([[0, 0, 0], [18, 3, 5], [0, 3, 0]]))
     with pytest.raises(ValueError, match="positive shape"):
         PREPROCESSORS.create("resize", shape=(0, 4, 4))
 
 
 def test_thesis_chain_matches_straightforward_scipy() -> None:
-    v = _volume((40, 40, 12))
+    v = random_volume((40, 40, 12))
     chain = build_chain([{"name": "hu_window", "params": {}}, {"name": "rotate90", "params": {}},
                          {"name": "resize", "params": {"shape": [16, 16, 8]}}])
     ours = apply_chain(v, chain).array

@@ -6,6 +6,7 @@ import re
 
 import numpy as np
 import pytest
+from helpers import random_volume, same_world_values
 from scipy import ndimage
 
 from ct3d.data.synthetic import Phantom, Tissue, generate_scan, render_phantom
@@ -14,21 +15,6 @@ from ct3d.preprocess.intensity import standardize
 from ct3d.preprocess.lung import body_mask, lung_mask
 from ct3d.registry import PREPROCESSORS
 from ct3d.volume import Volume
-
-
-def _volume(shape: tuple[int, int, int] = (10, 8, 12), seed: int = 0) -> Volume:
-    rng = np.random.default_rng(seed)
-    affine = np.array([[0.7, 0, 0, -50], [0, 0.8, 0, 20], [0, 0, 5.0, -100], [0, 0, 0, 1]])
-    return Volume(rng.uniform(-1200, 1200, shape).astype(np.float32), (0.7, 0.8, 5.0),
-                  affine, "test")
-
-
-def _same_world_values(before: Volume, after: Volume, voxels: np.ndarray) -> None:
-    """The value at each of ``after``'s voxels equals ``before``'s at the same world point."""
-    world = after.affine @ np.c_[voxels, np.ones(len(voxels))].T
-    old = np.rint(np.linalg.inv(before.affine) @ world)[:3].T.astype(int)
-    np.testing.assert_allclose(after.array[tuple(voxels.T)], before.array[tuple(old.T)],
-                               rtol=1e-6)
 
 
 def _crop_box(before: Volume, after: Volume) -> tuple[slice, ...]:
@@ -73,26 +59,26 @@ def _attached_hollow_table(phantom: Phantom) -> tuple[Volume, int]:
 
 
 def test_slice_trim_replace_copies_the_neighbouring_slices() -> None:
-    v = _volume()
+    v = random_volume((10, 8, 12))
     out = PREPROCESSORS.create("slice_trim", head=3, tail=2)(v)
     order = [3, 4, 5, 3, 4, 5, 6, 7, 8, 9, 8, 9]
     np.testing.assert_array_equal(out.array, v.array[..., order])
     np.testing.assert_array_equal(out.affine, v.affine)
     assert out.spacing == v.spacing and out.array is not v.array
     default = PREPROCESSORS.create("slice_trim")
-    tall = _volume((4, 4, 32))
+    tall = random_volume((4, 4, 32))
     expected = tall.array[..., [*range(12, 24), *range(12, 24), *range(16, 24)]]
     np.testing.assert_array_equal(default(tall).array, expected)
     with pytest.raises(ValueError, match=re.escape("has shape (4, 4, 31)")):
-        default(_volume((4, 4, 31)))
+        default(random_volume((4, 4, 31)))
 
 
 def test_slice_trim_crop_drops_slices_and_moves_the_affine() -> None:
-    v = _volume()
+    v = random_volume((10, 8, 12))
     out = PREPROCESSORS.create("slice_trim", mode="crop", head=3, tail=2)(v)
     np.testing.assert_array_equal(out.array, v.array[..., 3:10])
     np.testing.assert_allclose(out.affine[:3, 3], v.affine[:3, 3] + [0, 0, 15.0])
-    _same_world_values(v, out, np.array([[0, 0, 0], [9, 7, 6], [4, 2, 3]]))
+    same_world_values(v, out, np.array([[0, 0, 0], [9, 7, 6], [4, 2, 3]]))
     with pytest.raises(ValueError, match=re.escape("test has shape (10, 8, 12)")):
         PREPROCESSORS.create("slice_trim", mode="crop", head=6, tail=6)(v)
     with pytest.raises(ValueError, match="received mode='crop', head=-1, tail=8"):
@@ -126,7 +112,7 @@ def test_resample_keeps_a_linear_ramp_in_world_coordinates() -> None:
 
 
 def test_resample_to_the_same_spacing_is_the_identity_and_checks_parameters() -> None:
-    v = _volume()
+    v = random_volume((10, 8, 12))
     out = PREPROCESSORS.create("resample", spacing=v.spacing, order=3)(v)
     np.testing.assert_allclose(out.array, v.array, atol=1e-3)
     np.testing.assert_allclose(out.affine, v.affine)
@@ -146,7 +132,7 @@ def test_lung_crop_keeps_the_lungs_in_a_much_smaller_box(padding: float | None, 
     box = _crop_box(v, out)
     assert phantom.lungs[box].sum() >= 0.99 * phantom.lungs.sum()
     assert out.array.size < 0.5 * v.array.size
-    _same_world_values(v, out, np.array([[0, 0, 0], [s - 1 for s in out.shape], [3, 5, 2]]))
+    same_world_values(v, out, np.array([[0, 0, 0], [s - 1 for s in out.shape], [3, 5, 2]]))
     assert _dice(lung_mask(v), phantom.lungs) >= 0.9
 
 

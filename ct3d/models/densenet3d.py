@@ -17,20 +17,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from ct3d.models.heads import InputShape, check_common, check_dropout, finish, output_head
+from ct3d.models.resnet3d import STEM_STRIDE, stem
 from ct3d.registry import model_builder
-
-STEM_STRIDE = 4
-
-
-def stem(x: Any, filters: int, name: str = "conv1") -> Any:
-    """Conv3D(7, stride 2) -> BN -> ReLU -> MaxPool3D(3, stride 2): 4x smaller volume."""
-    from keras import layers
-
-    x = layers.Conv3D(filters, 7, strides=2, padding="same", use_bias=False,
-                      name=f"{name}_conv")(x)
-    x = layers.BatchNormalization(name=f"{name}_bn")(x)
-    x = layers.Activation("relu", name=f"{name}_relu")(x)
-    return layers.MaxPool3D(3, strides=2, padding="same", name=f"{name}_pool")(x)
 
 
 def dense_layer(x: Any, growth: int, name: str) -> Any:
