@@ -1,0 +1,37 @@
+"""The Jupyter toolkit: browse scans, compose pipelines, and watch training.
+
+- :class:`ScanViewer`: a scan (or batch) by plane and slice, with window presets, an
+  overlay, raw / preprocessed / augmented panels side by side, and an 8x8 montage;
+- :class:`PipelineBuilder`: every registered plugin (third-party ones included) in
+  dropdowns, controls built from their signatures, a preview, and the Scenario as YAML;
+- :class:`TrainingMonitor`: a Keras callback with live curves and progress bars, then the
+  confusion matrix and metrics table of the result.
+
+Only this package imports ipywidgets. Each object displays as its ``widget``. In a
+notebook::
+
+    import ct3d
+    from ct3d.widgets import PipelineBuilder, ScanViewer, TrainingMonitor
+
+    builder = PipelineBuilder(ct3d.Scenario.preset("quick")); builder   # edit, preview, save
+    ScanViewer("scan.nii.gz", scenario=builder.scenario())             # raw | prep. | aug.
+    monitor = TrainingMonitor(); display(monitor)
+    result = ct3d.run(builder.scenario(), callbacks=[monitor])
+    monitor.show_result(result)
+"""
+
+from typing import Any
+
+from ct3d.widgets.builder import PipelineBuilder
+from ct3d.widgets.viewer import ScanViewer
+
+__all__ = ["PipelineBuilder", "ScanViewer", "TrainingMonitor"]
+
+
+def __getattr__(name: str) -> Any:
+    """``TrainingMonitor`` (a Keras callback) imports TensorFlow when first used."""
+    if name == "TrainingMonitor":
+        from ct3d.widgets.monitor import TrainingMonitor
+
+        return TrainingMonitor
+    raise AttributeError(f"module 'ct3d.widgets' has no attribute {name!r}")
