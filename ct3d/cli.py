@@ -140,6 +140,19 @@ def _demo(args: argparse.Namespace) -> None:
     _print_result(run(scenario))
 
 
+def _report(args: argparse.Namespace) -> int:
+    from ct3d.report import ReportError, run_grid
+
+    data = None if args.data == "synthetic" else args.data
+    try:
+        summary = run_grid(args.grid, data=data, quick=args.quick, out=args.out,
+                           kernel=args.kernel, only=args.only or None)
+    except ReportError as exc:
+        print(f"ct3d: error: {exc}", file=sys.stderr)
+        return 2
+    return 0 if summary.ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``ct3d`` command."""
     parser = argparse.ArgumentParser(prog="ct3d", description=__doc__.splitlines()[0])
@@ -193,6 +206,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="ct3d-demo", help="folder for data and run")
     p.add_argument("--epochs", type=int, help="training epochs (default: the quick preset's)")
     p.set_defaults(func=_demo)
+
+    p = sub.add_parser("report", help="papermill reports of a scenario grid, with an index")
+    p.add_argument("--grid", default="thesis", help="grid name (default thesis)")
+    p.add_argument("--data", default="synthetic",
+                   help="'synthetic' (default) or a folder of class sub-folders (CT-0/, CT-23/)")
+    p.add_argument("--quick", action="store_true", help="tiny data, input and epochs")
+    p.add_argument("--out", default="reports/thesis",
+                   help="report folder (default reports/thesis); data, cache and run folders "
+                        "go beside it (.data, .cache, .runs)")
+    p.add_argument("--kernel", help="Jupyter kernel name (default: this Python)")
+    p.add_argument("--only", action="append", metavar="SCENARIO",
+                   help="run only this scenario (repeatable)")
+    p.set_defaults(func=_report)
     return parser
 
 

@@ -1,0 +1,269 @@
+"""Scenario reports: papermill runs ``notebooks/scenario.ipynb`` per scenario of a grid.
+
+:func:`run_grid` is the engine behind ``ct3d report`` (the CLI only parses flags). For every
+scenario of :func:`ct3d.grids.grid` it executes the scenario notebook into its own report
+folder and exports it to HTML with the code hidden, then executes ``notebooks/compare.ipynb``
+over the whole folder into ``index.ipynb`` / ``index.html``::
+
+    OUT/index.ipynb  index.html               the grid side by side with the thesis' figures
+    OUT/<scenario>/report.ipynb  report.html  metrics.json  *.png
+    OUT/../.data/  .cache/                     synthetic cohort and preprocessed scans (shared)
+    OUT/../.runs/<OUT name>/<scenario>/        run folders: models stay out of the report
+
+A scenario that fails is reported (its error, and papermill's partly executed notebook with
+the failing cell is kept and exported) and the others still run.
+
+Example::
+
+    from ct3d.report import run_grid
+    summary = run_grid("thesis", quick=True, out="reports/thesis-quick")
+    print(summary.failed, summary.index)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import papermill
+from nbconvert import HTMLExporter
+from papermill.exceptions import PapermillExecutionError
+
+import ct3d
+from ct3d.grids import grid as grid_scenarios
+from ct3d.scenario import Scenario
+
+EXECUTION_ERRORS = (PapermillExecutionError, RuntimeError, TimeoutError)
+"""What a notebook run may raise: a failing cell, a kernel that died or did not start."""
+
+_KERNEL_NAME = "ct3d-report"
+
+
+class ReportError(RuntimeError):
+    """The report notebooks or a Python kernel for them cannot be found."""
+
+
+@dataclass
+class ScenarioReport:
+    """One scenario's report folder, how long it took, and its error if it failed."""
+
+    name: str
+    folder: Path
+    seconds: float
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether the notebook ran to its end."""
+        return self.error is None
+
+
+@dataclass
+class ReportSummary:
+    """What :func:`run_grid` wrote: one :class:`ScenarioReport` per scenario and the index."""
+
+    grid: str
+    out: Path
+    scenarios: list[ScenarioReport] = field(default_factory=list)
+    index: Path | None = None
+    index_error: str | None = None
+
+    @property
+    def failed(self) -> list[str]:
+        """Names of the scenarios whose notebook failed."""
+        return [s.name for s in self.scenarios if not s.ok]
+
+    @property
+    def ok(self) -> bool:
+        """Whether every scenario and the index ran to their end."""
+        return not self.failed and self.index_error is None
+
+
+def notebooks_dir() -> Path:
+    """The folder holding ``scenario.ipynb`` and ``compare.ipynb`` (a source checkout's).
+
+    Example:
+        >>> sorted(p.name for p in notebooks_dir().glob("[cs]*.ipynb"))
+        ['compare.ipynb', 'scenario.ipynb']
+    """
+    folder = Path(ct3d.__file__).resolve().parents[1] / "notebooks"
+    missing = [n for n in ("scenario.ipynb", "compare.ipynb") if not (folder / n).is_file()]
+    if missing:
+        raise ReportError(f"report notebooks not found ({', '.join(missing)} in {folder}): "
+                          "reports need a source checkout of ct3d installed with "
+                          "`pip install -e .`")
+    return folder
+
+
+@contextmanager
+def python_kernel(kernel: str | None = None) -> Iterator[str]:
+    """The name of a Jupyter kernel to run notebooks with, valid inside the ``with`` block.
+
+    ``kernel``: a registered kernel name, used as is. None: a temporary kernel spec that
+    starts ``ipykernel`` in this very interpreter (``sys.executable``), found through
+    ``JUPYTER_PATH`` for the block's duration, so a plain virtual environment needs no
+    kernel registered by hand.
+
+    Example:
+        >>> with python_kernel() as name:
+        ...     name
+        'ct3d-report'
+    """
+    if kernel is not None:
+        yield kernel
+        return
+    if find_spec("ipykernel") is None:
+        raise ReportError(f"ipykernel is not installed in {sys.executable}; "
+                          "`pip install ipykernel`, or pass a registered kernel name")
+    with tempfile.TemporaryDirectory(prefix="ct3d-kernel-") as tmp:
+        spec_dir = Path(tmp) / "kernels" / _KERNEL_NAME
+        spec_dir.mkdir(parents=True)
+        spec = {"argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": f"ct3d ({sys.executable})", "language": "python",
+                "env": {"TF_CPP_MIN_LOG_LEVEL": "2"}}
+        (spec_dir / "kernel.json").write_text(json.dumps(spec))
+        before = os.environ.get("JUPYTER_PATH")
+        os.environ["JUPYTER_PATH"] = os.pathsep.join(filter(None, [tmp, before]))
+        try:
+            yield _KERNEL_NAME
+        finally:
+            if before is None:
+                del os.environ["JUPYTER_PATH"]
+            else:
+                os.environ["JUPYTER_PATH"] = before
+
+
+def export_html(notebook: str | os.PathLike[str], html: str | os.PathLike[str]) -> Path:
+    """Write ``notebook`` as HTML without code cells' input (or prompts) and stderr streams.
+
+    What is left is the report: markdown, printed results, tables, figures and errors (the
+    notebook itself keeps its stderr, e.g. TensorFlow's start-up log).
+
+    Example::
+
+        export_html("reports/thesis/index.ipynb", "reports/thesis/index.html")
+    """
+    nb = nbformat.read(notebook, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = [o for o in cell.outputs
+                            if not (o.output_type == "stream" and o.name == "stderr")]
+    exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True,
+                            exclude_output_prompt=True)
+    body, _ = exporter.from_notebook_node(nb)
+    path = Path(html)
+    path.write_text(body, encoding="utf-8")
+    return path
+
+
+def _execute(notebook: Path, output: Path, parameters: dict[str, Any], kernel: str) -> None:
+    """Run ``notebook`` into ``output`` (saved after every cell) in ``output``'s folder."""
+    papermill.execute_notebook(str(notebook), str(output), parameters=parameters,
+                               kernel_name=kernel, progress_bar=False, cwd=str(output.parent))
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, PapermillExecutionError):
+        return f"{exc.ename}: {exc.evalue}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _placed(scenario: Scenario, run_dir: Path, work: Path) -> Scenario:
+    """The scenario with its run folder and cache (and a synthetic cohort) under ``work``."""
+    overrides: dict[str, Any] = {"out": str(run_dir), "data.cache": str(work / ".cache")}
+    if scenario.data.source == "synthetic":
+        overrides["data.root"] = str(work / ".data")
+    return scenario.with_overrides(overrides)
+
+
+def _fresh(folder: Path) -> None:
+    """An empty report folder (an earlier report there is replaced, nothing else is)."""
+    if (folder / "report.ipynb").exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+
+
+def _report_one(scenario: Scenario, folder: Path, notebooks: Path, kernel: str) -> str | None:
+    """Execute and export one scenario's report; its error message, or None."""
+    notebook = folder / "report.ipynb"
+    error = None
+    try:
+        _execute(notebooks / "scenario.ipynb", notebook,
+                 {"scenario_yaml": scenario.to_yaml(), "out_dir": str(folder), "data": ""},
+                 kernel)
+    except EXECUTION_ERRORS as exc:
+        error = _describe(exc)
+    if notebook.is_file():
+        export_html(notebook, folder / "report.html")
+    return error
+
+
+def run_grid(
+    grid: str = "thesis",
+    data: str | None = None,
+    quick: bool = False,
+    out: str | os.PathLike[str] = "reports/thesis",
+    kernel: str | None = None,
+    progress: bool = True,
+    only: Sequence[str] | None = None,
+) -> ReportSummary:
+    """Report every scenario of ``grid`` into ``out/<scenario>/``, then the index.
+
+    ``data``: a folder of class sub-folders instead of the synthetic cohort. ``quick``: the
+    grid's smoke-run sizes (:func:`ct3d.grids.grid`). ``kernel``: a registered Jupyter kernel
+    name (default: this interpreter, see :func:`python_kernel`). ``progress``: one line per
+    scenario with its time. ``only``: run just these scenarios (the index still covers every
+    report folder in ``out``).
+
+    Example::
+
+        summary = run_grid("thesis", quick=True, out="reports/thesis-quick")
+        summary.ok, summary.failed, summary.index    # (True, [], PosixPath('.../index.html'))
+    """
+    notebooks = notebooks_dir()
+    if data is not None and not Path(data).is_dir():
+        raise ReportError(f"{data}: data folder not found")
+    scenarios = grid_scenarios(grid, quick=quick, data=data)
+    unknown = sorted(set(only or []) - set(scenarios))
+    if unknown:
+        raise ReportError(f"grid {grid!r} has no scenario {', '.join(unknown)}; "
+                          f"known: {', '.join(scenarios)}")
+    chosen = [n for n in scenarios if only is None or n in only]
+    root = Path(out).resolve()
+    work = root.parent
+    summary = ReportSummary(grid, root)
+    with python_kernel(kernel) as kernel_name:
+        for i, name in enumerate(chosen, 1):
+            folder = root / name
+            _fresh(folder)
+            start = time.perf_counter()
+            scenario = _placed(scenarios[name], work / ".runs" / root.name / name, work)
+            error = _report_one(scenario, folder, notebooks, kernel_name)
+            report = ScenarioReport(name, folder, time.perf_counter() - start, error)
+            summary.scenarios.append(report)
+            if progress:
+                status = "ok" if report.ok else f"FAILED: {error}"
+                print(f"[{i}/{len(chosen)}] {name}: {status} ({report.seconds:.1f} s)",
+                      flush=True)
+        try:
+            _execute(notebooks / "compare.ipynb", root / "index.ipynb",
+                     {"reports_dir": str(root), "grid": grid}, kernel_name)
+        except EXECUTION_ERRORS as exc:
+            summary.index_error = _describe(exc)
+    if (root / "index.ipynb").is_file():
+        summary.index = export_html(root / "index.ipynb", root / "index.html")
+    if progress:
+        print(f"index: {summary.index}" + (f" (FAILED: {summary.index_error})"
+                                           if summary.index_error else ""), flush=True)
+    return summary
