@@ -136,13 +136,8 @@ def explain(
     ``layer``: the convolution layer to explain (default: the model's last one); ``out``:
     also save the map there as NIfTI.
     """
-    from ct3d.saliency import gradcam, save_nifti, to_original
+    from ct3d.saliency import explain_scan
 
     run = SavedRun.load(run_dir)
-    chain = build_chain([{"name": s.name, "params": s.params} for s in run.scenario.preprocess])
-    original = read_volume(path)
-    prepared = apply_chain(original, chain)
-    heat = to_original(gradcam(run.models[0], prepared.array, layer=layer), prepared, original)
-    if out is not None:
-        save_nifti(heat, out)
-    return heat
+    steps = [{"name": s.name, "params": s.params} for s in run.scenario.preprocess]
+    return explain_scan(run.models[0], path, steps, layer=layer, out=out)
