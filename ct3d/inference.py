@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from ct3d.data.dataset import is_scan_file, scan_stem
+from ct3d.data.dataset import is_scan, scan_stem
+from ct3d.dicom import is_series_folder
 from ct3d.io import read_volume
 from ct3d.preprocess import apply_chain, build_chain
 from ct3d.scenario import Scenario
@@ -82,10 +83,21 @@ class SavedRun:
 
 
 def expand_paths(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
-    """Files as given; a folder stands for every NIfTI scan under it (masks skipped), sorted."""
+    """The scans ``paths`` stand for, each path in turn.
+
+    A file, or a folder holding DICOM files (one series), is one scan; any other folder
+    stands for every NIfTI scan (masks skipped) and DICOM series folder under it, sorted.
+
+    Example:
+        >>> expand_paths(["new_scan.nii.gz", "no/such/series"])
+        [PosixPath('new_scan.nii.gz'), PosixPath('no/such/series')]
+    """
     out: list[Path] = []
     for p in map(Path, paths):
-        out += sorted(f for f in p.rglob("*") if is_scan_file(f)) if p.is_dir() else [p]
+        if p.is_dir() and not is_series_folder(p):
+            out += sorted(f for f in p.rglob("*") if is_scan(f))
+        else:
+            out.append(p)
     return out
 
 

@@ -65,6 +65,22 @@ def test_changed_source_file_is_recomputed(scans: list[Scan], tmp_path: Path) ->
     assert (report.computed, report.reused) == (1, 5) and report.paths[0] != old
 
 
+def test_folder_source_changes_with_any_file_in_it(tmp_path: Path) -> None:
+    series = tmp_path / "series"
+    series.mkdir()
+    for i in range(3):
+        (series / f"{i}.dcm").write_bytes(bytes([i]) * 10)
+    cache = Cache(tmp_path / "cache", CHAIN)
+    first = cache.path_for(series)
+    assert cache.path_for(series) == first
+    (series / "1.dcm").write_bytes(b"x" * 11)
+    second = cache.path_for(series)
+    (series / "3.dcm").write_bytes(b"new slice")
+    third = cache.path_for(series)
+    (series / "0.dcm").unlink()
+    assert len({first, second, third, cache.path_for(series)}) == 4
+
+
 def test_writes_are_atomic(scans: list[Scan], tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
     cache = Cache(tmp_path / "cache", CHAIN)
     target = cache.path_for(scans[0].path)

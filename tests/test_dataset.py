@@ -72,3 +72,37 @@ def test_manifest_errors(tmp_path: Path, text: str, message: str) -> None:
     csv.write_text(text)
     with pytest.raises(DatasetError, match=message):
         read_manifest(csv, LABELS)
+
+
+def _series(folder: Path, names: tuple[str, ...]) -> None:
+    """Files that look like DICOM to discovery: the 'DICM' marker at byte 128."""
+    folder.mkdir(parents=True)
+    for name in names:
+        (folder / name).write_bytes(b"\0" * 128 + b"DICM" + b"\0" * 16)
+
+
+def test_dicom_series_folders_are_scans(folder: Path) -> None:
+    _series(folder / "CT-0" / "patient_07", ("IM0001", "IM0002"))
+    (folder / "CT-23" / "patient_03").mkdir()
+    (folder / "CT-23" / "patient_03" / "a.dcm").write_bytes(b"")  # found by its suffix
+    _series(folder / "CT-23" / "index_only", ("DICOMDIR",))  # a DICOMDIR alone is no series
+    (folder / "CT-23" / "notes").mkdir()
+    (folder / "CT-23" / "notes" / "readme.txt").write_text("no scans here")
+
+    scans = discover_folder(folder, LABELS)
+    assert [(Path(s.path).name, s.label, s.patient) for s in scans] == [
+        ("patient_07", 0, "patient_07"),
+        ("study_0001.nii.gz", 0, "study_0001"),
+        ("study_0002.nii.gz", 0, "study_0002"),
+        ("patient_03", 1, "patient_03"),
+        ("study_0003.nii", 1, "study_0003"),
+    ]
+    assert scans[0].path == str(folder / "CT-0" / "patient_07")
+
+
+def test_manifest_lists_series_folders(folder: Path) -> None:
+    _series(folder / "dicom" / "p7" / "ct", ("IM1", "IM2"))
+    csv = folder / "manifest.csv"
+    csv.write_text("path,label\nCT-0/study_0001.nii.gz,CT-0\ndicom/p7/ct,abnormal\n")
+    scans = read_manifest(csv, LABELS)
+    assert scans[1] == Scan(str(folder / "dicom/p7/ct"), 1, "abnormal", "ct")

@@ -60,9 +60,16 @@ def _digest(value: Any) -> str:
 
 
 def source_identity(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """What identifies a source file's content cheaply: resolved path, size, mtime (ns)."""
+    """What identifies a source's content cheaply: resolved path, size, mtime (ns).
+
+    A folder (a DICOM series) is identified by every file in it, so adding, removing or
+    rewriting one slice changes the identity.
+    """
     p = Path(path).resolve()
     st = p.stat()
+    if p.is_dir():
+        files = sorted(f for f in p.iterdir() if f.is_file())
+        return {"path": str(p), "files": [source_identity(f) for f in files]}
     return {"path": str(p), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 

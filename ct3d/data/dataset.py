@@ -1,5 +1,7 @@
 """Datasets: find scans (class sub-folders or a manifest CSV) and label them.
 
+A scan is a NIfTI file or a folder holding one DICOM series (its slices, one file each).
+
 Example::
 
     scans = discover_folder("data/mosmed", {"normal": ["CT-0"], "abnormal": ["CT-23"]})
@@ -13,6 +15,8 @@ import csv
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from ct3d.dicom import is_series_folder
 
 SCAN_SUFFIXES = (".nii.gz", ".nii")
 MASK_SUFFIX = "_mask"
@@ -47,11 +51,23 @@ def is_scan_file(path: Path) -> bool:
             and not scan_stem(path).endswith(MASK_SUFFIX))
 
 
+def is_scan(path: Path) -> bool:
+    """A NIfTI scan file (see :func:`is_scan_file`) or a folder holding a DICOM series.
+
+    Example:
+        >>> is_scan(Path("study_0001_mask.nii.gz")), is_scan(Path("no/such/folder"))
+        (False, False)
+    """
+    return is_scan_file(path) or is_series_folder(path)
+
+
 def discover_folder(root: str | os.PathLike[str], labels: dict[str, list[str]]) -> list[Scan]:
     """Scans under ``root/<folder>/`` for every folder of every class in ``labels``.
 
-    ``labels`` maps class name -> folder names; the first class gets label 0. Masks
-    (``*_mask.nii.gz``) are skipped. Scans are sorted by class, then file name.
+    ``labels`` maps class name -> folder names; the first class gets label 0. A scan is a
+    NIfTI file or a sub-folder holding DICOM files (one series; its patient id is the
+    sub-folder's name). Masks (``*_mask.nii.gz``) and other sub-folders are skipped. Scans
+    are sorted by class, then name.
     """
     base = Path(root)
     if not base.is_dir():
@@ -65,7 +81,7 @@ def discover_folder(root: str | os.PathLike[str], labels: dict[str, list[str]]) 
                     f"{base}: no sub-folder {folder!r} for class {cls!r}; "
                     f"sub-folders found: {', '.join(present) or '(none)'}"
                 )
-            files = sorted(p for p in (base / folder).iterdir() if is_scan_file(p))
+            files = sorted(p for p in (base / folder).iterdir() if is_scan(p))
             scans += [Scan(str(p), label, cls, scan_stem(p)) for p in files]
     _check_classes(scans, labels, str(base))
     return scans
@@ -74,8 +90,9 @@ def discover_folder(root: str | os.PathLike[str], labels: dict[str, list[str]]) 
 def read_manifest(path: str | os.PathLike[str], labels: dict[str, list[str]]) -> list[Scan]:
     """Scans listed in a CSV with columns ``path,label[,patient]``.
 
-    Relative paths are relative to the CSV's folder. ``label`` is a class name or one of
-    the names listed for a class in ``labels``; ``patient`` defaults to the file's stem.
+    ``path`` is a NIfTI file or a DICOM series folder; relative paths are relative to the
+    CSV's folder. ``label`` is a class name or one of the names listed for a class in
+    ``labels``; ``patient`` defaults to the file's stem (a series folder's name).
     """
     csv_path = Path(path)
     if not csv_path.is_file():
