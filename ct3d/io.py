@@ -1,41 +1,62 @@
-"""Reading and writing NIfTI scans as :class:`~ct3d.volume.Volume` objects.
+"""Reading and writing scans as :class:`~ct3d.volume.Volume` objects.
 
-:func:`read_volume` turns a ``.nii`` / ``.nii.gz`` file into a float32 volume in Hounsfield
-units, in canonical RAS+ voxel order, so that the same anatomy gives the same array whatever
-the orientation the file was stored in. Anything wrong with the file is reported as a
-:class:`ScanError` that names the file and the problem. :func:`write_volume` is the inverse,
-used for synthetic data and tests.
+:func:`read_volume` turns a ``.nii`` / ``.nii.gz`` file, or a folder of DICOM slices, into a
+float32 volume in Hounsfield units, in canonical RAS+ voxel order, so that the same anatomy
+gives the same array whatever the orientation the file was stored in. It loads the scan and
+then checks it, the same way for both formats: values must be finite, not constant and look
+like CT in HU; padding outside the field of view is set to air. Anything wrong with a scan is
+reported as a :class:`ScanError` that names the file and the problem. :func:`write_volume` is
+the inverse, used for synthetic data and tests.
 """
 
 from __future__ import annotations
 
 import gzip
+import io
+import math
 import os
 import secrets
+import stat
+import warnings
 import zlib
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 from isal import igzip, isal_zlib
-from nibabel.filebasedimages import ImageFileError
 from nibabel.orientations import apply_orientation, inv_ornt_aff, io_orientation
-from nibabel.spatialimages import HeaderDataError, SpatialImage
+from nibabel.spatialimages import HeaderDataError
+from nibabel.wrapstruct import WrapStructError
 from numpy.typing import DTypeLike
 
 from ct3d.volume import Volume
 
-__all__ = ["ScanError", "read_volume", "write_volume"]
+__all__ = ["AIR_HU", "MAX_VOXELS", "ScanError", "read_volume", "write_volume"]
 
 _SUFFIXES = (".nii.gz", ".nii")
 _GZIP_MAGIC = b"\x1f\x8b"
+_HEADER_CLASSES = {348: nib.Nifti1Header, 540: nib.Nifti2Header}
+
+AIR_HU = -1024.0
+"""Values below this are set to it: nothing in a body is below air, so lower values are
+field-of-view padding (stored as -2000, -2048, -3024 or -32768) and become air."""
+MAX_VOXELS = 2**31
+"""The largest volume read (8 GiB as float32); a header asking for more is refused unread."""
+_LOWEST_HU_AT_MOST = -500.0
+"""A chest CT in HU holds air or lung, so its minimum is at most this (air -1000, lung
+-900..-700). Data already scaled to [0, 1], [-1, 1], z-scores, 0..255 or stored values without
+their intercept (0..4095) all have a higher minimum."""
+_HU_BOUND = 65536.0
+"""CT stores 12-16 bit values: HU beyond +-2**16 come from a wrong scaling, not a scan."""
+_DEGENERATE = 1e-6
+"""An affine is degenerate when its axes, scaled to unit length, span less volume than this."""
 
 
 class ScanError(ValueError):
-    """A scan file that cannot be read as a 3D volume.
+    """A scan that cannot be read as a 3D CT volume.
 
     Attributes:
-        path: the offending file.
+        path: the offending file (or DICOM folder).
         reason: what is wrong with it.
 
     Example:
@@ -50,77 +71,34 @@ class ScanError(ValueError):
         super().__init__(f"{self.path}: {reason}")
 
 
-def _nifti_suffix(path: Path) -> str | None:
-    name = path.name.lower()
-    return next((suffix for suffix in _SUFFIXES if name.endswith(suffix)), None)
+def read_volume(
+    path: str | os.PathLike[str], series: str | None = None, *, hu: bool = True
+) -> Volume:
+    """Read a ``.nii`` / ``.nii.gz`` scan or a DICOM folder as float32 HU in RAS+ order.
 
+    A folder is read with :func:`ct3d.dicom.read_dicom_series` (``series``: the
+    SeriesInstanceUID to pick when it holds several). NIfTI integers are scaled with the
+    file's ``scl_slope`` / ``scl_inter`` in float32 (no float64 copy is made). The array is
+    flipped / transposed to RAS+ voxel order; ``spacing`` and ``affine`` are reordered to
+    match. Trailing dimensions of size one (a 4D file holding one volume) are dropped.
 
-def _detail(exc: BaseException) -> str:
-    return " ".join(str(exc).split())
+    A degenerate or non-finite affine (sform) falls back to the qform, else to the voxel
+    sizes with the axes as stored, with a warning. Then both formats are checked alike:
+    values must be finite and, with ``hu``, not constant and in HU (minimum at most -500,
+    |HU| <= 65536); values below :data:`AIR_HU` (field-of-view padding such as -2048 or
+    -3024) are set to -1024, since nothing in a body is below air.
 
-
-def _load_header(path: Path, suffix: str) -> SpatialImage:
-    try:
-        with path.open("rb") as f:
-            magic = f.read(2)
-    except OSError as exc:
-        raise ScanError(path, f"cannot read file ({_detail(exc)})") from exc
-    if suffix == ".nii.gz" and magic != _GZIP_MAGIC:
-        raise ScanError(path, "not a NIfTI file (not gzip-compressed despite the .gz suffix)")
-    try:
-        if suffix == ".nii.gz":
-            return _from_gzip_bytes(path)
-        return nib.load(path, mmap=False)
-    except (EOFError, zlib.error, gzip.BadGzipFile, igzip.BadGzipFile, isal_zlib.error) as exc:
-        raise ScanError(path, f"gzip stream is truncated or corrupt ({_detail(exc)})") from exc
-    except ImageFileError as exc:
-        raise ScanError(path, "not a NIfTI file (unrecognised or unreadable header)") from exc
-    except (HeaderDataError, ValueError) as exc:
-        raise ScanError(path, f"not a NIfTI file (invalid header: {_detail(exc)})") from exc
-    except OSError as exc:
-        raise ScanError(path, f"cannot read file ({_detail(exc)})") from exc
-
-
-def _from_gzip_bytes(path: Path) -> SpatialImage:
-    """Decompress a whole ``.nii.gz`` at once (ISA-L, ~2.5x zlib) into an in-memory image."""
-    data = igzip.decompress(path.read_bytes())
-    nifti2 = data[:4] in (b"\x1c\x02\x00\x00", b"\x00\x00\x02\x1c")  # sizeof_hdr 540
-    image_class = nib.Nifti2Image if nifti2 else nib.Nifti1Image
-    try:
-        return image_class.from_bytes(data)
-    except HeaderDataError as exc:
-        raise ImageFileError(str(exc)) from exc
-
-
-def _check_shape(path: Path, shape: tuple[int, ...]) -> tuple[int, int, int]:
-    if len(shape) == 4 and shape[3] == 1:
-        return shape[:3]
-    if len(shape) == 4:
-        raise ScanError(path, f"expected a 3D volume, found 4D with {shape[3]} volumes {shape}")
-    if len(shape) != 3:
-        raise ScanError(path, f"expected a 3D volume, found shape {shape}")
-    return shape
-
-
-def _read_raw(path: Path, img: SpatialImage) -> np.ndarray:
-    try:
-        return np.asarray(img.dataobj.get_unscaled())
-    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
-        raise ScanError(path, f"gzip stream is truncated or corrupt ({_detail(exc)})") from exc
-    except (OSError, ValueError) as exc:
-        raise ScanError(path, f"file is truncated or corrupt ({_detail(exc)})") from exc
-
-
-def read_volume(path: str | os.PathLike[str]) -> Volume:
-    """Read a ``.nii`` / ``.nii.gz`` scan as a float32 volume in canonical RAS+ order.
-
-    Stored integers are scaled with the file's ``scl_slope`` / ``scl_inter`` in float32 (no
-    float64 copy is made). The array is flipped / transposed to RAS+ voxel order; ``spacing``
-    and ``affine`` are reordered to match. A 4D file holding a single volume is squeezed to 3D.
+    Args:
+        path: a NIfTI file, or a folder holding one DICOM series.
+        series: the DICOM series to read; ``None`` reads the only one. Only for folders.
+        hu: the scan holds CT in Hounsfield units (checked as above). ``False`` reads any
+            image, e.g. a heat map or a mask, checking only that it is finite.
 
     Raises:
-        ScanError: the file is missing, not NIfTI, truncated or corrupt, not a single 3D
-            volume, or contains NaN / infinite values.
+        ScanError: the file is missing, unreadable (permission denied), empty, not NIfTI (nor
+            a DICOM folder), truncated or corrupt, not a single 3D volume, has no voxels or
+            more than :data:`MAX_VOXELS`, has no usable geometry, or holds NaN / infinite
+            values; with ``hu`` also a constant volume or values that are not HU.
 
     Example:
         >>> vol = read_volume("data/raw/case_0001.nii.gz")  # doctest: +SKIP
@@ -132,38 +110,249 @@ def read_volume(path: str | os.PathLike[str]) -> Volume:
         ct3d.io.ScanError: missing.nii.gz: file not found
     """
     path = Path(path)
-    if not path.is_file():
-        raise ScanError(path, "file not found")
+    if _is_folder(path):
+        from ct3d.dicom import read_dicom_series
+
+        volume, stored = read_dicom_series(path, series), "DICOM series"
+    elif series is not None:
+        raise ScanError(path, f"series={series!r} is for a DICOM folder; this is a file")
+    else:
+        volume, stored = _read_nifti(path)
+    return _checked(path, volume, stored, hu)
+
+
+# --- loading ----------------------------------------------------------------------------------
+
+
+def _detail(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
+def _is_folder(path: Path) -> bool:
+    """True for a folder, False for a regular file; anything else is a ScanError."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError as exc:
+        raise ScanError(path, "file not found") from exc
+    except PermissionError as exc:
+        raise ScanError(path, "permission denied") from exc
+    except OSError as exc:
+        raise ScanError(path, f"cannot read file ({_detail(exc)})") from exc
+    if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
+        raise ScanError(path, "not a regular file (a pipe, socket or device)")
+    return stat.S_ISDIR(mode)
+
+
+def _nifti_suffix(path: Path) -> str | None:
+    name = path.name.lower()
+    return next((suffix for suffix in _SUFFIXES if name.endswith(suffix)), None)
+
+
+def _read_nifti(path: Path) -> tuple[Volume, str]:
+    """The scan as stored (scaled, in RAS+ order), and a description of its storage."""
     suffix = _nifti_suffix(path)
     if suffix is None:
-        raise ScanError(path, "not a NIfTI file (expected a .nii or .nii.gz extension)")
-    img = _load_header(path, suffix)
-    shape = _check_shape(path, tuple(int(n) for n in img.shape))
+        raise ScanError(path, "not a NIfTI file or DICOM folder (expected a .nii or .nii.gz "
+                              "extension)")
+    data = _file_bytes(path, suffix)
+    header = _header(path, data)
+    shape = _shape(path, header)
+    raw = _voxels(path, header, data, shape)
+    affine, zooms = _geometry(path, header)
+    slope, inter = _scaling(path, header)
 
-    ornt = io_orientation(img.affine)
-    raw = apply_orientation(_read_raw(path, img).reshape(shape), ornt)
-    array = raw.astype(np.float32, order="K")
-    del raw
-    slope, inter = float(img.dataobj.slope), float(img.dataobj.inter)
-    if slope != 1.0:
-        array *= np.float32(slope)
-    if inter != 0.0:
-        array += np.float32(inter)
+    ornt = io_orientation(affine)
+    # Values beyond float32 become infinite here and are reported by the checks.
+    with np.errstate(over="ignore", invalid="ignore"):
+        try:
+            array = apply_orientation(raw, ornt).astype(np.float32)
+        except MemoryError as exc:
+            raise ScanError(path, f"not enough memory to hold shape {shape} as float32") from exc
+        if slope != 1.0:
+            array *= np.float32(slope)
+        if inter != 0.0:
+            array += np.float32(inter)
 
-    always_finite = (np.issubdtype(img.get_data_dtype(), np.integer)
-                     and bool(np.isfinite([slope, inter]).all()))
-    finite = None if always_finite else np.isfinite(array)
-    if finite is not None and not finite.all():
-        n_nan = int(np.count_nonzero(np.isnan(array)))
-        n_inf = int(array.size - np.count_nonzero(finite)) - n_nan
-        raise ScanError(path, f"non-finite values: {n_nan} NaN and {n_inf} infinite voxels")
-
-    zooms = img.header.get_zooms()[:3]
     spacing = [0.0, 0.0, 0.0]
     for in_axis, out_axis in enumerate(ornt[:, 0].astype(int)):
         spacing[out_axis] = float(zooms[in_axis])
-    affine = img.affine @ inv_ornt_aff(ornt, shape)
-    return Volume(array=array, spacing=tuple(spacing), affine=affine, source=str(path))
+    stored = f"dtype {raw.dtype.name}"
+    if (slope, inter) != (1.0, 0.0):
+        stored += f", scl_slope {slope:g}, scl_inter {inter:g}"
+    volume = Volume(array=array, spacing=(spacing[0], spacing[1], spacing[2]),
+                    affine=affine @ inv_ornt_aff(ornt, shape), source=str(path))
+    return volume, stored
+
+
+def _file_bytes(path: Path, suffix: str) -> bytes:
+    """The file's bytes, decompressed for ``.nii.gz``."""
+    try:
+        data = path.read_bytes()
+    except PermissionError as exc:
+        raise ScanError(path, "permission denied") from exc
+    except OSError as exc:
+        raise ScanError(path, f"cannot read file ({_detail(exc)})") from exc
+    if not data:
+        raise ScanError(path, "empty file (0 bytes)")
+    compressed = data[:2] == _GZIP_MAGIC
+    if suffix == ".nii.gz" and not compressed:
+        raise ScanError(path, "not a NIfTI file (not gzip-compressed despite the .gz suffix)")
+    if suffix == ".nii" and compressed:
+        raise ScanError(path, "not a NIfTI file (gzip-compressed despite the .nii suffix; "
+                              "rename it to .nii.gz)")
+    if not compressed:
+        return data
+    try:
+        return igzip.decompress(data)
+    except (EOFError, zlib.error, gzip.BadGzipFile, igzip.BadGzipFile, isal_zlib.error) as exc:
+        raise ScanError(path, f"gzip stream is truncated or corrupt ({_detail(exc)})") from exc
+    except MemoryError as exc:
+        raise ScanError(path, "not enough memory to decompress it") from exc
+
+
+def _header(path: Path, data: bytes) -> nib.Nifti1Header:
+    """The NIfTI-1 or NIfTI-2 header at the start of ``data`` (told apart by its size)."""
+    header_class = next((cls for size, cls in _HEADER_CLASSES.items()
+                         if data[:4] in (size.to_bytes(4, "little"), size.to_bytes(4, "big"))),
+                        None)
+    if header_class is None:
+        raise ScanError(path, "not a NIfTI file (unrecognised header)")
+    try:
+        header = header_class.from_fileobj(io.BytesIO(data))
+    except (HeaderDataError, WrapStructError, ValueError, EOFError) as exc:
+        raise ScanError(path, f"not a NIfTI file (invalid header: {_detail(exc)})") from exc
+    magic = bytes(header["magic"]).rstrip(b"\0")
+    if magic[:3] not in (b"n+1", b"n+2"):
+        raise ScanError(path, f"not a single-file NIfTI (magic {magic!r}; a .hdr/.img pair?)")
+    return header
+
+
+def _shape(path: Path, header: nib.Nifti1Header) -> tuple[int, int, int]:
+    """The 3D shape (trailing dimensions of size one dropped), checked before any reading."""
+    shape = tuple(int(n) for n in header.get_data_shape())
+    if min(shape, default=0) < 0:
+        raise ScanError(path, f"not a NIfTI file (invalid header: negative size in {shape})")
+    if len(shape) > 3 and all(n == 1 for n in shape[3:]):
+        shape = shape[:3]
+    if len(shape) == 4:
+        raise ScanError(path, f"expected a 3D volume, found 4D with {shape[3]} volumes {shape}")
+    if len(shape) != 3:
+        raise ScanError(path, f"expected a 3D volume, found shape {shape}")
+    n = math.prod(shape)
+    if n == 0:
+        raise ScanError(path, f"empty volume: shape {shape} has no voxels")
+    if n > MAX_VOXELS:
+        raise ScanError(path, f"shape {shape} in the header has {n:.3g} voxels "
+                              f"({n * 4 / 2**30:.3g} GiB as float32); ct3d reads at most "
+                              f"{MAX_VOXELS} (2**31)")
+    return shape[0], shape[1], shape[2]
+
+
+def _voxels(
+    path: Path, header: nib.Nifti1Header, data: bytes, shape: tuple[int, int, int]
+) -> np.ndarray:
+    """The stored voxels as a read-only view of ``data`` (no copy), in stored axis order."""
+    dtype = header.get_data_dtype()
+    if dtype.kind not in "iuf" or dtype.fields is not None:
+        raise ScanError(path, f"unsupported voxel type {dtype} (expected integers or floats)")
+    try:
+        offset = int(header.get_data_offset())
+    except (ValueError, OverflowError) as exc:
+        raise ScanError(path, f"not a NIfTI file (invalid header: {_detail(exc)})") from exc
+    need = offset + math.prod(shape) * dtype.itemsize
+    if offset < 0 or len(data) < need:
+        raise ScanError(path, f"file is truncated: shape {shape} of {dtype.name} needs {need} "
+                              f"bytes, found {len(data)}")
+    return np.frombuffer(data, dtype, count=math.prod(shape), offset=offset).reshape(
+        shape, order="F")
+
+
+def _usable(affine: np.ndarray) -> bool:
+    """True for a finite affine whose axes are independent and each nearest one world axis."""
+    affine = np.asarray(affine, dtype=float)
+    if affine.shape != (4, 4) or not np.isfinite(affine).all():
+        return False
+    with np.errstate(all="ignore"):  # absurd scales over- or underflow: not usable
+        norms = np.linalg.norm(affine[:3, :3], axis=0)
+        det = abs(np.linalg.det(affine[:3, :3]))
+        if not ((norms > 0).all() and det > _DEGENERATE * norms.prod()):
+            return False
+        try:
+            ornt = io_orientation(affine)  # NaN for an axis far shorter than the others
+        except (np.linalg.LinAlgError, ValueError):
+            return False
+    return not np.isnan(ornt).any()
+
+
+def _geometry(path: Path, header: nib.Nifti1Header) -> tuple[np.ndarray, np.ndarray]:
+    """The affine and the voxel sizes along the stored axes, with fallbacks (see read_volume)."""
+    zooms = np.array(header.get_zooms()[:3], dtype=float)
+    zooms_ok = bool(np.isfinite(zooms).all() and (zooms > 0).all())
+    candidates = {"the header's": header.get_best_affine}
+    if header["qform_code"] > 0:
+        candidates["the qform"] = header.get_qform
+    if zooms_ok:
+        candidates["the voxel sizes, axes as stored"] = lambda: np.diag([*zooms, 1.0])
+    found = None
+    for name, get in candidates.items():
+        try:
+            affine = get()
+        except (HeaderDataError, ValueError, np.linalg.LinAlgError):
+            continue
+        if _usable(affine):
+            found = name
+            break
+    if found is None:
+        raise ScanError(path, f"no usable geometry: the affine is degenerate or not finite "
+                              f"and the voxel sizes are {zooms.tolist()}")
+    if found != "the header's":
+        warnings.warn(f"{path}: degenerate or non-finite affine in the header; using {found}",
+                      stacklevel=4)
+    spacing = zooms if zooms_ok else np.linalg.norm(affine[:3, :3], axis=0)
+    return affine, spacing
+
+
+def _scaling(path: Path, header: nib.Nifti1Header) -> tuple[float, float]:
+    """``(scl_slope, scl_inter)``; ``(1, 0)`` where the header asks for no scaling."""
+    try:
+        slope, inter = header.get_slope_inter()
+    except HeaderDataError as exc:
+        raise ScanError(path, f"not a NIfTI file (invalid header: {_detail(exc)})") from exc
+    return (1.0, 0.0) if slope is None else (float(slope), float(inter))
+
+
+# --- checks common to every format ------------------------------------------------------------
+
+
+def _checked(path: Path, volume: Volume, stored: str, hu: bool) -> Volume:
+    """``volume`` after the checks of :func:`read_volume` (padding set to air, in place)."""
+    array = np.asarray(volume.array)
+    if array.ndim != 3 or array.size == 0:
+        raise ScanError(path, f"expected a non-empty 3D volume, found shape {array.shape}")
+    if array.dtype != np.float32 or not array.flags.writeable:
+        array = array.astype(np.float32)
+    spacing = np.asarray(volume.spacing, dtype=float)
+    if spacing.shape != (3,) or not (np.isfinite(spacing).all() and (spacing > 0).all()):
+        raise ScanError(path, f"invalid voxel spacing {tuple(volume.spacing)} (mm)")
+    if not _usable(volume.affine):
+        raise ScanError(path, "no usable geometry: the affine is degenerate or not finite")
+    lo, hi = float(array.min()), float(array.max())
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        n_nan = int(np.count_nonzero(np.isnan(array)))
+        n_inf = int(np.count_nonzero(np.isinf(array)))
+        raise ScanError(path, f"non-finite values: {n_nan} NaN and {n_inf} infinite voxels")
+    if hu:
+        if lo == hi:
+            raise ScanError(path, f"constant volume: every voxel is {lo:g}")
+        if not (-_HU_BOUND <= lo <= _LOWEST_HU_AT_MOST and hi <= _HU_BOUND):
+            raise ScanError(path, f"does not look like CT in Hounsfield units: values in "
+                                  f"[{lo:g}, {hi:g}] ({stored}); ct3d expects HU (air ≈ -1000, "
+                                  f"water 0, so a chest CT's minimum is at most "
+                                  f"{_LOWEST_HU_AT_MOST:g}): convert the scan to HU, or fix "
+                                  f"its scaling")
+        if lo < AIR_HU:
+            np.maximum(array, np.float32(AIR_HU), out=array)
+    return volume if array is volume.array else volume.replace(array=array)
 
 
 def write_volume(volume: Volume, path: str | os.PathLike[str], dtype: DTypeLike = np.int16) -> Path:
@@ -177,11 +366,12 @@ def write_volume(volume: Volume, path: str | os.PathLike[str], dtype: DTypeLike 
 
     Example:
         >>> import tempfile
-        >>> vol = Volume(np.zeros((20, 16, 6), np.float32), (0.7, 0.7, 5.0), np.eye(4), "zeros")
+        >>> air_and_water = np.tile(np.float32([-1000.0, 0.0]), (20, 16, 3))
+        >>> vol = Volume(air_and_water, (0.7, 0.7, 5.0), np.eye(4), "stripes")
         >>> with tempfile.TemporaryDirectory() as tmp:
-        ...     out = write_volume(vol, Path(tmp) / "scans" / "zeros.nii.gz")
+        ...     out = write_volume(vol, Path(tmp) / "scans" / "stripes.nii.gz")
         ...     out.name, read_volume(out).shape
-        ('zeros.nii.gz', (20, 16, 6))
+        ('stripes.nii.gz', (20, 16, 6))
     """
     path = Path(path)
     suffix = _nifti_suffix(path)

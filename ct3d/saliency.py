@@ -137,7 +137,8 @@ def _raw_cams(model: Any, layer: Any, x: np.ndarray, class_index: int | None) ->
         score = tf.reduce_sum(_target_scores(scores, class_index))
     grads = tape.gradient(score, activations)
     weights = tf.reduce_mean(grads, axis=(1, 2, 3), keepdims=True)
-    return tf.nn.relu(tf.reduce_sum(activations * weights, axis=-1)).numpy()
+    cam = tf.nn.relu(tf.reduce_sum(activations * weights, axis=-1))
+    return tf.cast(cam, tf.float32).numpy()
 
 
 def _window_step(n: int, window: int, stride: int, padding: str) -> tuple[int, float, float]:
@@ -301,7 +302,8 @@ def save_nifti(heat_volume: Volume, path: str | os.PathLike[str]) -> Path:
         >>> import tempfile
         >>> heat = Volume(np.full((3, 3, 2), 0.25, np.float32), (1.0, 1.0, 5.0), np.eye(4), "h")
         >>> with tempfile.TemporaryDirectory() as tmp:
-        ...     float(read_volume(save_nifti(heat, Path(tmp) / "heat.nii.gz")).array.max())
+        ...     saved = save_nifti(heat, Path(tmp) / "heat.nii.gz")
+        ...     float(read_volume(saved, hu=False).array.max())
         0.25
     """
     return write_volume(heat_volume, path, dtype=np.float32)

@@ -61,19 +61,33 @@ def rotate90(k: int = 1) -> Step:
 
 @preprocessor("resize")
 def resize(shape: tuple[int, int, int] = (128, 128, 64), order: int = 1) -> Step:
-    """Resize to a fixed (W, H, D) shape by spline interpolation (order 1 = linear)."""
+    """Resize to a fixed (W, H, D) shape by spline interpolation (order 1 = linear).
+
+    The first and last voxels keep their centres (as ``scipy.ndimage.zoom``). An axis only
+    one voxel long is repeated; its new voxels split that voxel's extent evenly, so that the
+    spacing stays positive and the affine invertible.
+
+    Example:
+        >>> affine = np.diag([1.0, 1.0, 5.0, 1.0])
+        >>> v = Volume(np.zeros((4, 4, 1), np.float32), (1.0, 1.0, 5.0), affine, "demo")
+        >>> out = resize((7, 2, 5))(v)  # the slice from z = -2.5 to 2.5 mm: 5 slices of 1 mm
+        >>> out.shape, out.spacing, out.affine[2, 3]
+        ((7, 2, 5), (0.5, 3.0, 1.0), np.float64(-2.0))
+    """
     if min(shape) < 1 or not 0 <= order <= 5:
         raise ValueError(f"resize needs a positive shape and 0 <= order <= 5; received "
                          f"shape={shape}, order={order}")
 
     def apply(volume: Volume) -> Volume:
         old = np.array(volume.array.shape, dtype=float)
-        factors = np.array(shape, dtype=float) / old
-        array = ndimage.zoom(volume.array, factors, order=order, prefilter=order > 1)
-        step = (old - 1) / np.maximum(np.array(shape, dtype=float) - 1, 1)
+        new = np.array(shape, dtype=float)
+        array = ndimage.zoom(volume.array, new / old, order=order, prefilter=order > 1)
+        single = old == 1
+        step = np.where(single, 1 / new, (old - 1) / np.maximum(new - 1, 1))
+        offset = np.where(single, -(new - 1) / (2 * new), 0.0)
         return volume.replace(
             array=array.astype(np.float32, copy=False),
-            affine=volume.affine @ _index_map(np.diag(step), np.zeros(3)),
+            affine=volume.affine @ _index_map(np.diag(step), offset),
             spacing=tuple(float(s * f) for s, f in zip(volume.spacing, step, strict=True)),
         )
 

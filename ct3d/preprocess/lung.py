@@ -123,18 +123,25 @@ def _largest(mask: np.ndarray) -> np.ndarray:
     return labels == sizes.argmax()
 
 
-def _disk_mm(volume: Volume, factor: int, radius_mm: float) -> np.ndarray:
-    """In-plane disk of ``radius_mm`` on the reduced grid (elliptic in voxels), one slice deep."""
-    rx, ry = (math.ceil(radius_mm / (factor * s)) for s in volume.spacing[:2])
+def _disk_mm(volume: Volume, factor: int, radius_mm: float, grid: tuple[int, ...]) -> np.ndarray:
+    """In-plane disk of ``radius_mm`` on the reduced grid (elliptic in voxels), one slice deep.
+
+    Its radius is capped at the grid's size (a larger disk would act the same), so that a
+    tiny voxel size cannot ask for a huge structuring element.
+    """
+    rx, ry = (min(math.ceil(radius_mm / (factor * s)), n)
+              for s, n in zip(volume.spacing[:2], grid[:2], strict=True))
     x, y = np.ogrid[-rx : rx + 1, -ry : ry + 1]
     return ((x / rx) ** 2 + (y / ry) ** 2 <= 1)[:, :, None]
 
 
 def _coarse(volume: Volume, threshold_hu: float) -> _Coarse:
     """Air and the filled body on the reduced grid."""
-    factor = max(1, int(_WORK_MM // min(volume.spacing[0], volume.spacing[1])))
+    # At most one block per slice: a tiny voxel size must not pad the grid to a huge one.
+    w, h = volume.shape[:2]
+    factor = max(1, min(int(_WORK_MM // min(volume.spacing[0], volume.spacing[1])), max(w, h)))
     air = _reduce(volume.array < threshold_hu, factor)
-    solid = ndimage.binary_opening(~air, _disk_mm(volume, factor, _OPEN_MM))
+    solid = ndimage.binary_opening(~air, _disk_mm(volume, factor, _OPEN_MM, air.shape))
     return _Coarse(factor, air, _fill_holes_per_slice(_largest(solid)))
 
 
@@ -184,7 +191,8 @@ def lung_mask(volume: Volume, threshold_hu: float = -400.0) -> np.ndarray:
     check_air_threshold(threshold_hu, "lung_mask")
     coarse = _coarse(volume, threshold_hu)
     lungs = _coarse_lungs(coarse)
-    closed = ndimage.binary_closing(lungs, _disk_mm(volume, coarse.factor, _CLOSE_MM))
+    closed = ndimage.binary_closing(lungs, _disk_mm(volume, coarse.factor, _CLOSE_MM,
+                                                    lungs.shape))
     near = ndimage.binary_dilation(lungs, np.ones((3, 3, 1), bool))
     found = _expand(near & coarse.body, coarse.factor, volume.shape)
     found &= volume.array < threshold_hu
