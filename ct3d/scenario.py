@@ -105,6 +105,17 @@ class TrainSpec:
     (multiply by ``plateau_factor`` after ``plateau_patience`` epochs without improvement of
     ``monitor``). ``class_weight``: ``balanced`` weighs classes inversely to their training
     counts. ``deterministic``: TensorFlow op determinism (same seed, same result on CPU).
+
+    ``batch_size`` and ``learning_rate`` are for the *global* batch: with several devices
+    each gets ``batch_size / replicas`` scans of every batch, and the rate is unchanged.
+    ``strategy``: ``auto`` (``mirrored`` when more than one GPU is visible, else
+    ``default``), ``default`` (one device), ``mirrored`` (every GPU of this machine, or every
+    logical CPU of ``CT3D_LOGICAL_CPUS``) or ``multi_worker`` (the hosts in ``TF_CONFIG``).
+    ``mixed_precision``: ``auto`` (``mixed_float16`` on GPUs with compute capability >= 7.0,
+    else ``off``), ``off``, ``mixed_float16`` or ``mixed_bfloat16``; the output layer stays
+    float32. ``jit_compile``: compile each training step with XLA (needs
+    ``deterministic: false``: Keras turns XLA off under TensorFlow op determinism, also when
+    an earlier run in the same process turned determinism on).
     """
 
     epochs: int = 8
@@ -121,6 +132,9 @@ class TrainSpec:
     monitor: Literal["val_loss", "val_accuracy", "val_auc", "loss", "accuracy"] = "val_loss"
     patience: int = 15
     deterministic: bool = True
+    strategy: Literal["auto", "default", "mirrored", "multi_worker"] = "auto"
+    mixed_precision: Literal["auto", "off", "mixed_float16", "mixed_bfloat16"] = "auto"
+    jit_compile: bool = False
 
 
 @dataclass
@@ -335,6 +349,9 @@ def _value_problems(s: Scenario) -> list[str]:
                  f"evaluate.threshold cannot be 'youden' (binary only)")
     if t.patience < 0:
         p.append(f"train.patience must be >= 0, got {t.patience}")
+    if t.jit_compile and t.deterministic:
+        p.append("train.jit_compile=true needs train.deterministic=false (Keras turns XLA "
+                 "off under TensorFlow op determinism)")
     fractions = (sp.train, sp.val, sp.test)
     if sp.kind == "holdout":
         if min(fractions) < 0 or sp.train <= 0 or abs(sum(fractions) - 1) > 1e-6:

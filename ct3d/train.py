@@ -12,6 +12,16 @@ evaluates every scan once, out of fold::
 An interrupted run continues from its last completed epoch with ``run(resume=RUN_DIR)``,
 with the same result as an uninterrupted one on CPU.
 
+The same code trains on one device, on several (``train.strategy``: ``mirrored``) and on
+several hosts (``multi_worker``, :mod:`ct3d.devices`): the model and its optimizer are built
+and compiled inside the strategy's scope, in the precision of ``train.mixed_precision``, with
+``train.jit_compile``; Keras splits every global batch of ``train.batch_size`` scans between
+the replicas and aggregates the metrics over all of them, so ``history.csv``, the best
+checkpoint and early stopping see the same numbers everywhere. With more than one replica
+the BatchNormalization layers are synchronized (statistics of the global batch, as on one
+device). Only the chief worker writes the run folder; the others write the same files into
+a temporary folder that is removed at the end.
+
 Example::
 
     import ct3d
@@ -26,7 +36,9 @@ import json
 import math
 import os
 import shutil
+import tempfile
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +48,7 @@ import numpy as np
 import tensorflow as tf
 from sklearn.utils.class_weight import compute_class_weight
 
+from ct3d import devices
 from ct3d.augment import build_augment
 from ct3d.data import pipeline
 from ct3d.data.cache import Cache, FillReport
@@ -98,7 +111,13 @@ def run(
     ``resume``: a run folder to continue (its own ``scenario.yaml`` is used; completed folds
     and epochs are kept). ``verbose``: 0 silent, 1 progress bars and one line per epoch.
     ``callbacks``: extra Keras callbacks for every fit (e.g. a live plot in a notebook).
+
+    ``CT3D_LOGICAL_CPUS`` is applied first (:func:`ct3d.devices.configure_from_env`). On a
+    non-chief worker of a ``multi_worker`` run the files go to a temporary folder (removed
+    at the end; a resumed run starts from a copy of the chief's folder, which must be
+    readable there) and ``Result.run_dir`` names the chief's folder.
     """
+    devices.configure_from_env()
     if resume is not None:
         run_dir = Path(resume)
         scenario = Scenario.from_file(run_dir / "scenario.yaml")
@@ -106,28 +125,48 @@ def run(
         raise ValueError("run() needs a scenario, or resume=RUN_DIR")
     else:
         run_dir = Path(out if out is not None else scenario.out)
-        _fresh_run_dir(run_dir)
-        scenario.to_yaml(run_dir / "scenario.yaml")
     scenario.validate()
+    strategy = devices.make_strategy(scenario.train.strategy)
+    chief = devices.is_chief(strategy)
+    work_dir = run_dir if chief else Path(tempfile.mkdtemp(prefix="ct3d-worker-"))
+    try:
+        if chief and resume is None:
+            _fresh_run_dir(run_dir)
+            scenario.to_yaml(run_dir / "scenario.yaml")
+        elif not chief and resume is not None:
+            shutil.copytree(run_dir, work_dir, dirs_exist_ok=True)
+        result = _run(scenario, run_dir, work_dir, strategy, verbose, callbacks or [])
+        devices.wait_for_workers(strategy)
+        return result
+    finally:
+        if not chief:
+            shutil.rmtree(work_dir, ignore_errors=True)
+
+
+def _run(
+    scenario: Scenario, run_dir: Path, work_dir: Path, strategy: Any, verbose: int,
+    callbacks: list[Any],
+) -> Result:
+    """Data, folds, training and metrics, writing into ``work_dir``."""
     if scenario.train.deterministic:
         tf.config.experimental.enable_op_determinism()
 
     scans = load_scans(scenario.data, progress=verbose > 0)
     folds = split_folds(scenario, [s.label for s in scans], [s.patient for s in scans])
     report = fill_cache(scenario, scans, verbose)
-    _write_split(run_dir / "split.csv", scans, folds, report)
+    _write_split(work_dir / "split.csv", scans, folds, report)
     classes = list(scenario.data.labels)
 
     fold_results = []
     for i, parts in enumerate(folds):
-        fold_dir = run_dir if len(folds) == 1 else run_dir / f"fold{i}"
+        fold_dir = work_dir if len(folds) == 1 else work_dir / f"fold{i}"
         if verbose and len(folds) > 1:
             print(f"fold {i + 1}/{len(folds)}")
         data = _parts_data(scenario, scans, report, parts)
         fold_results.append(_train_fold(scenario, data, fold_dir, len(classes), i, verbose,
-                                        callbacks or []))
+                                        callbacks, strategy))
 
-    metrics = _write_metrics(scenario, run_dir, fold_results, classes, report.failures)
+    metrics = _write_metrics(scenario, work_dir, fold_results, classes, report.failures)
     model, history, _, _ = fold_results[-1]
     return Result(scenario, run_dir, model, history, metrics)
 
@@ -207,18 +246,33 @@ def _optimizer(scenario: Scenario, total_steps: int) -> Any:
 
 
 def _build_model(scenario: Scenario, shape: tuple[int, ...], classes: int, steps: int) -> Any:
-    model = MODELS.create(scenario.model.name, input_shape=(*shape, 1), classes=classes,
-                          **scenario.model.params)
-    if classes == 2:
-        loss = "binary_crossentropy"
-        metrics = [keras.metrics.BinaryAccuracy(name="accuracy"), keras.metrics.AUC(name="auc"),
-                   keras.metrics.MeanSquaredError(name="mse")]
-    else:
-        loss = "sparse_categorical_crossentropy"
-        metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
-    model.compile(optimizer=_optimizer(scenario, steps * scenario.train.epochs), loss=loss,
-                  metrics=metrics)
+    """The compiled model, in the current strategy's scope and the scenario's precision."""
+    t = scenario.train
+    with devices.dtype_policy(devices.resolve_precision(t.mixed_precision)):
+        model = MODELS.create(scenario.model.name, input_shape=(*shape, 1), classes=classes,
+                              **scenario.model.params)
+        if tf.distribute.get_strategy().num_replicas_in_sync > 1:
+            for layer in _all_layers(model):
+                if isinstance(layer, keras.layers.BatchNormalization):
+                    layer.synchronized = True
+        if classes == 2:
+            loss = "binary_crossentropy"
+            metrics = [keras.metrics.BinaryAccuracy(name="accuracy"),
+                       keras.metrics.AUC(name="auc"), keras.metrics.MeanSquaredError(name="mse")]
+        else:
+            loss = "sparse_categorical_crossentropy"
+            metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+        model.compile(optimizer=_optimizer(scenario, steps * t.epochs), loss=loss,
+                      metrics=metrics, jit_compile=t.jit_compile)
     return model
+
+
+def _all_layers(layer: Any) -> list[Any]:
+    """``layer``'s sub-layers, nested models included, depth first."""
+    out = []
+    for sub in getattr(layer, "layers", []):
+        out += [sub, *_all_layers(sub)]
+    return out
 
 
 def _class_weight(scenario: Scenario, labels: np.ndarray, classes: int) -> dict[int, float] | None:
@@ -232,18 +286,20 @@ def _class_weight(scenario: Scenario, labels: np.ndarray, classes: int) -> dict[
 
 def _train_fold(
     scenario: Scenario, data: dict[str, Part], fold_dir: Path, classes: int, fold: int,
-    verbose: int, extra_callbacks: list[Any],
+    verbose: int, extra_callbacks: list[Any], strategy: Any,
 ) -> tuple[Any, dict[str, list[float]], dict[str, Part], dict[str, np.ndarray]]:
-    """Train one model (resuming its saved state if any); its best checkpoint's predictions."""
+    """Train one model under ``strategy`` (resuming its saved state if any); its best
+    checkpoint's predictions, made on this process' default device."""
     t = scenario.train
     fold_dir.mkdir(parents=True, exist_ok=True)
-    monitor = EpochState(fold_dir, t.monitor, t.patience)
+    monitor = EpochState(fold_dir, t.monitor, t.patience,
+                         devices.resolve_precision(t.mixed_precision))
     train = data["train"]
     steps = math.ceil(len(train.cached) / t.batch_size)
+    _check_batch(min(t.batch_size, len(train.cached)), strategy)
     if not monitor.finished(t.epochs):
         keras.utils.set_random_seed(scenario.seed + fold)
         shape = pipeline.input_shape([p for part in data.values() for p in part.cached])
-        model = monitor.load_last() or _build_model(scenario, shape, classes, steps)
         augment = build_augment(_steps(scenario.augment)) if scenario.augment else None
         train_ds = pipeline.training_dataset(train.cached, train.labels, t.batch_size,
                                              scenario.seed + fold, augment, t.epochs,
@@ -255,14 +311,29 @@ def _train_fold(
             callbacks.insert(0, keras.callbacks.ReduceLROnPlateau(
                 monitor=t.monitor, factor=t.plateau_factor, patience=t.plateau_patience,
                 mode=monitor.mode, verbose=0))
-        model.fit(train_ds, epochs=t.epochs, initial_epoch=monitor.epoch,
-                  steps_per_epoch=steps, validation_data=val_ds, callbacks=callbacks,
-                  class_weight=_class_weight(scenario, train.labels, classes),
-                  shuffle=False, verbose=2 if verbose else 0)
+        with strategy.scope():
+            model = monitor.load_last() or _build_model(scenario, shape, classes, steps)
+            model.fit(train_ds, epochs=t.epochs, initial_epoch=monitor.epoch,
+                      steps_per_epoch=steps, validation_data=val_ds, callbacks=callbacks,
+                      class_weight=_class_weight(scenario, train.labels, classes),
+                      shuffle=False, verbose=2 if verbose else 0)
     monitor.export_best(fold_dir / "model.keras")
     best = keras.models.load_model(fold_dir / "model.keras")
     probs = {name: _predict(best, part, t.batch_size) for name, part in data.items()}
     return best, monitor.history(), data, probs
+
+
+def _check_batch(first: int, strategy: Any) -> None:
+    """Warn when the replicas get unequal parts of a batch; on several workers, refuse
+    (Keras builds the model from the first batch, which must have one shape everywhere)."""
+    replicas = strategy.num_replicas_in_sync
+    if first % replicas == 0:
+        return
+    problem = (f"the first training batch ({first} scans: train.batch_size, or fewer "
+               f"training scans) is not a multiple of the {replicas} replicas")
+    if devices.num_workers(strategy) > 1:
+        raise devices.DeviceError(f"{problem}; with train.strategy=multi_worker it must be")
+    warnings.warn(f"{problem}: the replicas get unequal parts of it", stacklevel=3)
 
 
 def _predict(model: Any, part: Part, batch_size: int) -> np.ndarray:
@@ -277,14 +348,20 @@ class EpochState(keras.callbacks.Callback):
     After every epoch: the epoch's logs and wall time go to ``history.csv``; the model is
     saved as ``state/last-<epoch>.keras`` (with its optimizer) and, when ``monitor``
     improved, as ``state/best-<epoch>.keras``; then ``state/state.json`` (epoch, best value,
-    epochs without improvement, file names) is replaced atomically. A run killed at any
-    moment therefore resumes from a consistent epoch. :meth:`export_best` writes the best
-    model to ``model.keras``.
+    epochs without improvement, file names, and the random-seed states of the dropout
+    layers, which ``.keras`` files leave out) is replaced atomically. A run killed at any
+    moment therefore resumes from a consistent epoch, with the dropout masks an
+    uninterrupted run would draw. ``precision``: the dtype policy the model was built with
+    (:func:`ct3d.devices.resolve_precision`); :meth:`load_last` loads under it, so that a
+    ``mixed_float16`` model gets its loss-scaling optimizer back. :meth:`export_best` writes
+    the best model to ``model.keras``.
     """
 
-    def __init__(self, folder: Path, monitor: str, patience: int) -> None:
+    def __init__(self, folder: Path, monitor: str, patience: int,
+                 precision: str = "float32") -> None:
         super().__init__()
         self.folder, self.monitor, self.patience = folder, monitor, patience
+        self.precision = precision
         self.mode = "min" if monitor.endswith("loss") else "max"
         self.state_dir = folder / "state"
         file = self.state_dir / "state.json"
@@ -303,9 +380,16 @@ class EpochState(keras.callbacks.Callback):
         return bool(self.state["stopped"]) or self.epoch >= epochs
 
     def load_last(self) -> Any | None:
-        """The model (with optimizer state) of the last completed epoch, if any."""
+        """The model (with optimizer and seed states) of the last completed epoch, if any."""
         last = self.state["last_file"]
-        return keras.models.load_model(self.state_dir / last) if last else None
+        if not last:
+            return None
+        with devices.dtype_policy(self.precision):
+            model = keras.models.load_model(self.state_dir / last)
+        if "seeds" in self.state:
+            for variable, value in zip(_seed_states(model), self.state["seeds"], strict=True):
+                variable.assign(value)
+        return model
 
     def export_best(self, path: Path) -> None:
         """Copy the best epoch's model to ``path`` (atomically)."""
@@ -326,7 +410,8 @@ class EpochState(keras.callbacks.Callback):
         self._log_row({"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()},
                        "time_s": time.perf_counter() - self._start})
         value, best = float(logs[self.monitor]), self.state["best"]
-        state = {**self.state, "epoch": epoch + 1, "last_file": f"last-{epoch + 1}.keras"}
+        state = {**self.state, "epoch": epoch + 1, "last_file": f"last-{epoch + 1}.keras",
+                 "seeds": [v.numpy().tolist() for v in _seed_states(self.model)]}
         self.state_dir.mkdir(exist_ok=True)
         if best is None or (value < best if self.mode == "min" else value > best):
             state.update(best=value, wait=0, best_file=f"best-{epoch + 1}.keras")
@@ -349,6 +434,12 @@ class EpochState(keras.callbacks.Callback):
             w = csv.DictWriter(f, fieldnames=list(row))
             w.writeheader()
             w.writerows(rows)
+
+
+def _seed_states(model: Any) -> list[Any]:
+    """The model's random-seed state variables (of dropout layers): variables, not weights."""
+    weights = {id(w) for w in model.weights}
+    return [v for v in model.variables if id(v) not in weights]
 
 
 def _write_atomic(path: Path, text: str) -> None:

@@ -105,3 +105,22 @@ def test_file_errors_name_the_file(tmp_path) -> None:
         Scenario.from_file(bad)
     with pytest.raises(ScenarioError, match="unknown preset 'thezis'; known: quick, thesis"):
         Scenario.preset("thezis")
+
+
+def test_distribution_keys_default_convert_and_validate() -> None:
+    for preset in sorted(PRESETS):
+        t = Scenario.preset(preset).train
+        assert (t.strategy, t.mixed_precision, t.jit_compile) == ("auto", "auto", False)
+        assert yaml.safe_load(Scenario.preset(preset).to_yaml())["train"]["strategy"] == "auto"
+    s = Scenario.preset("quick").with_overrides({
+        "train.strategy": "multi_worker", "train.mixed_precision": "mixed_bfloat16",
+        "train.jit_compile": "true", "train.deterministic": "false"})
+    assert (s.train.strategy, s.train.mixed_precision, s.train.jit_compile) == (
+        "multi_worker", "mixed_bfloat16", True)
+    assert Scenario.from_yaml(s.to_yaml()) == s.validate()
+    with pytest.raises(ScenarioError, match="expected 'auto' \\| 'default' \\| 'mirrored'"):
+        Scenario.preset("quick").with_overrides({"train.strategy": "mirored"})
+    with pytest.raises(ScenarioError, match="'off' \\| 'mixed_float16' \\| 'mixed_bfloat16'"):
+        Scenario.preset("quick").with_overrides({"train.mixed_precision": "fp16"})
+    with pytest.raises(ScenarioError, match="jit_compile=true needs train.deterministic=false"):
+        Scenario.preset("quick").with_overrides({"train.jit_compile": True}).validate()

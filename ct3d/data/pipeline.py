@@ -5,6 +5,12 @@ does not grow with the number of scans: the shuffle buffer holds file names, not
 TensorFlow ops are used (no ``numpy_function``), so the whole input path can run in graph
 mode and feed a GPU.
 
+Both datasets yield *global* batches and are deterministic functions of their arguments,
+with auto-sharding by data (:func:`options`): under a ``tf.distribute`` strategy Keras
+splits every batch between the replicas, and on several workers each worker keeps its own
+part of every global batch (every worker runs the same pipeline and drops the other
+workers' parts, so each one reads every file).
+
 Example::
 
     ds = training_dataset(report.paths, labels, batch_size=4, seed=0, augment=augment, epochs=5)
@@ -66,6 +72,25 @@ def _reader(paths: Sequence[str | os.PathLike[str]]) -> Any:
     return read
 
 
+def options() -> Any:
+    """The ``tf.data.Options`` of both datasets: deterministic order, sharded by data.
+
+    ``AutoShardPolicy.DATA``: the datasets start from a tensor of file names, not from
+    files TensorFlow could assign to workers, so a multi-worker strategy shards the
+    elements; single-worker strategies ignore the policy.
+
+    Example:
+        >>> options().experimental_distribute.auto_shard_policy.name
+        'DATA'
+    """
+    import tensorflow as tf
+
+    opts = tf.data.Options()
+    opts.deterministic = True
+    opts.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return opts
+
+
 def training_dataset(
     paths: Sequence[str | os.PathLike[str]], labels: Sequence[float], batch_size: int,
     seed: int, augment: Any | None, epochs: int, initial_epoch: int = 0,
@@ -103,7 +128,7 @@ def training_dataset(
 
         ds = ds.enumerate(start=initial_epoch * steps).map(
             apply, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE).with_options(options())
 
 
 def eval_dataset(
@@ -114,4 +139,4 @@ def eval_dataset(
 
     ds = scan_dataset(paths, labels)
     ds = ds.map(_reader(paths), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE).with_options(options())

@@ -6,7 +6,8 @@ weights contract:
 
 * ``classes == 2``: one sigmoid unit, the probability of the positive class;
 * ``classes > 2``: ``classes`` softmax units (rows sum to 1);
-* the output layer is always named ``probability``;
+* the output layer is always named ``probability`` and computes in float32 (also under a
+  mixed-precision policy);
 * ``weights`` is ``None`` or a local ``.weights.h5`` file (``model.save_weights``), loaded after
   building. Nothing is ever downloaded.
 
@@ -96,13 +97,23 @@ def check_common(
 
 
 def output_head(x: Any, classes: int) -> Any:
-    """Dense layer ``probability``: 1 sigmoid unit for 2 classes, else ``classes`` softmax."""
+    """Dense layer ``probability``: 1 sigmoid unit for 2 classes, else ``classes`` softmax.
+
+    The layer computes in float32 whatever the global dtype policy, so that under mixed
+    precision the probabilities, the loss and the metrics stay float32.
+
+    Example:
+        >>> import keras
+        >>> probs = output_head(keras.Input((8,), dtype="bfloat16"), classes=3)
+        >>> probs.shape, probs.dtype
+        ((None, 3), 'float32')
+    """
     from keras import layers
 
     check_classes(classes)
     if classes == 2:
-        return layers.Dense(1, activation="sigmoid", name="probability")(x)
-    return layers.Dense(classes, activation="softmax", name="probability")(x)
+        return layers.Dense(1, activation="sigmoid", dtype="float32", name="probability")(x)
+    return layers.Dense(classes, activation="softmax", dtype="float32", name="probability")(x)
 
 
 def finish(inputs: Any, outputs: Any, name: str, weights: str | Path | None) -> Any:

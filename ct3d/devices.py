@@ -1,0 +1,275 @@
+"""Devices: logical CPUs, the ``tf.distribute`` strategy and the mixed-precision policy.
+
+One concern per function, each reading its choice from the scenario's ``train`` section:
+
+* :func:`configure_from_env` applies ``CT3D_LOGICAL_CPUS=N`` (split the CPU into N logical
+  devices, so that ``strategy: mirrored`` can be tried without GPUs). It must run before
+  TensorFlow initialises its devices; ``ct3d`` calls it first thing.
+* :func:`make_strategy` turns ``train.strategy`` into a strategy: ``auto`` (several GPUs:
+  ``MirroredStrategy``; else the default strategy), ``default``, ``mirrored`` (every GPU, or
+  every logical CPU when there is no GPU) or ``multi_worker``
+  (``MultiWorkerMirroredStrategy`` over the cluster in ``TF_CONFIG``).
+* :func:`resolve_precision` turns ``train.mixed_precision`` into a Keras dtype policy name and
+  :func:`dtype_policy` sets it for the duration of model building only.
+
+Example::
+
+    from ct3d import devices
+    devices.configure_from_env()                  # CT3D_LOGICAL_CPUS=2 -> CPU:0, CPU:1
+    strategy = devices.make_strategy("mirrored")  # 2 replicas
+    with strategy.scope(), devices.dtype_policy(devices.resolve_precision("auto")):
+        model = build_and_compile()
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+LOGICAL_CPUS_ENV = "CT3D_LOGICAL_CPUS"
+STRATEGIES = ("auto", "default", "mirrored", "multi_worker")
+PRECISIONS = ("auto", "off", "mixed_float16", "mixed_bfloat16")
+
+_strategies: dict[str, Any] = {}
+
+
+class DeviceError(RuntimeError):
+    """A device setting that cannot be applied: a bad value, or TensorFlow already started."""
+
+
+def configure_from_env(environ: Mapping[str, str] | None = None) -> int | None:
+    """Apply ``CT3D_LOGICAL_CPUS`` (from ``environ``, default ``os.environ``); return N or None.
+
+    Unset or empty: nothing changes and None is returned. Call it before anything starts
+    TensorFlow; calling it again with the same N is harmless.
+
+    Example:
+        >>> configure_from_env({})  # variable not set: no change
+        >>> configure_from_env({"CT3D_LOGICAL_CPUS": "two"})
+        Traceback (most recent call last):
+        ...
+        ct3d.devices.DeviceError: CT3D_LOGICAL_CPUS must be an integer >= 1; got 'two'
+    """
+    value = (os.environ if environ is None else environ).get(LOGICAL_CPUS_ENV, "").strip()
+    if not value:
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise DeviceError(f"{LOGICAL_CPUS_ENV} must be an integer >= 1; got {value!r}")
+    configure_logical_cpus(int(value))
+    return int(value)
+
+
+def configure_logical_cpus(n: int) -> None:
+    """Split the first physical CPU into ``n`` logical devices (``/device:CPU:0`` .. ``n-1``).
+
+    Raises :class:`DeviceError` when TensorFlow has already initialised its devices with a
+    different number of logical CPUs (the split can only be made before that).
+
+    Example:
+        >>> configure_logical_cpus(0)
+        Traceback (most recent call last):
+        ...
+        ct3d.devices.DeviceError: the number of logical CPUs must be >= 1; got 0
+    """
+    if n < 1:
+        raise DeviceError(f"the number of logical CPUs must be >= 1; got {n}")
+    import tensorflow as tf
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    current = tf.config.get_logical_device_configuration(cpu)
+    if current is not None and len(current) == n:
+        return
+    try:
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(n)])
+    except RuntimeError:
+        have = len(tf.config.list_logical_devices("CPU"))
+        if have != n:
+            raise DeviceError(
+                f"{LOGICAL_CPUS_ENV}={n}: TensorFlow has already started with {have} logical "
+                f"CPU(s); the split must happen before that (set the variable before starting "
+                f"Python or the notebook kernel, or call ct3d.devices.configure_from_env() "
+                f"before anything else)") from None
+
+
+def make_strategy(name: str) -> Any:
+    """The ``tf.distribute`` strategy for ``train.strategy`` (one per name and process).
+
+    ``auto``: ``MirroredStrategy`` over every GPU when more than one is visible, else the
+    default strategy. ``default``: the current strategy (the default one: one device).
+    ``mirrored``: ``MirroredStrategy`` over every GPU or, without GPUs, over every logical
+    CPU (see :func:`configure_from_env`). ``multi_worker``: ``MultiWorkerMirroredStrategy``
+    over the cluster in ``TF_CONFIG``; it must be created before TensorFlow starts.
+
+    Example:
+        >>> make_strategy("default").num_replicas_in_sync
+        1
+        >>> make_strategy("mirored")
+        Traceback (most recent call last):
+        ...
+        ct3d.devices.DeviceError: unknown strategy 'mirored'; known: auto, default, ...
+    """
+    if name not in STRATEGIES:
+        raise DeviceError(f"unknown strategy {name!r}; known: {', '.join(STRATEGIES)}")
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if name == "auto":
+        name = "mirrored" if len(gpus) > 1 else "default"
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name not in _strategies:
+        _strategies[name] = _mirrored(gpus) if name == "mirrored" else _multi_worker()
+    return _strategies[name]
+
+
+def _mirrored(gpus: list[Any]) -> Any:
+    import tensorflow as tf
+
+    if gpus:
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.MirroredStrategy(
+        devices=[d.name for d in tf.config.list_logical_devices("CPU")])
+
+
+def _multi_worker() -> Any:
+    if not os.environ.get("TF_CONFIG"):
+        raise DeviceError("train.strategy=multi_worker needs TF_CONFIG (the cluster's "
+                          "workers and this process' task); see the README")
+    try:
+        json.loads(os.environ["TF_CONFIG"])
+    except json.JSONDecodeError as exc:
+        raise DeviceError(f"TF_CONFIG is not valid JSON: {exc}") from None
+    try:
+        return _keras_multi_worker_class()()
+    except (RuntimeError, ValueError) as exc:
+        raise DeviceError(
+            f"cannot start MultiWorkerMirroredStrategy ({exc}); it must be created before "
+            f"TensorFlow runs anything in this process (start a fresh process per worker)"
+        ) from None
+
+
+def _keras_multi_worker_class() -> type:
+    """``MultiWorkerMirroredStrategy`` whose ``reduce`` accepts what Keras 3's ``fit`` passes.
+
+    Keras 3 (3.15 and earlier, keras-team/keras#20585) calls ``strategy.reduce`` with a
+    nested data batch (to build the model) and with scalar metric results and ``axis=0``;
+    the multi-worker strategy refuses both. Here each leaf is reduced on its own, and a
+    scalar across the replicas (``axis=None``): the mean of the replicas' values, which is
+    what Keras asks for.
+    """
+    import tensorflow as tf
+
+    base = tf.distribute.MultiWorkerMirroredStrategy
+
+    class KerasMultiWorkerMirroredStrategy(base):
+        def reduce(self, reduce_op: Any, value: Any, axis: int | None) -> Any:
+            def one(v: Any) -> Any:
+                rank = self.experimental_local_results(v)[0].shape.rank
+                return base.reduce(self, reduce_op, v, axis if rank else None)
+
+            return tf.nest.map_structure(one, value)
+
+    return KerasMultiWorkerMirroredStrategy
+
+
+def is_chief(strategy: Any) -> bool:
+    """Whether this process writes the run folder: always, except on a non-chief worker.
+
+    The chief is the task of type ``chief``, or worker 0 when the cluster has no ``chief``.
+
+    Example:
+        >>> is_chief(make_strategy("default"))
+        True
+    """
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or resolver.task_type is None:
+        return True
+    if resolver.task_type == "chief":
+        return True
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
+
+
+def num_workers(strategy: Any) -> int:
+    """The number of worker processes (``chief`` and ``worker`` tasks) the strategy spans.
+
+    Example:
+        >>> num_workers(make_strategy("default"))
+        1
+    """
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None:
+        return 1
+    spec = resolver.cluster_spec().as_dict()
+    return max(1, len(spec.get("chief", [])) + len(spec.get("worker", [])))
+
+
+def wait_for_workers(strategy: Any) -> None:
+    """Return once every worker of a multi-worker strategy has called this (at once if one).
+
+    The chief runs TensorFlow's coordination service: a worker still busy when the chief's
+    process ends loses it, so every worker passes this point before leaving a run.
+
+    Example:
+        >>> wait_for_workers(make_strategy("default"))  # one worker: returns at once
+    """
+    if num_workers(strategy) > 1:
+        import tensorflow as tf
+
+        strategy.reduce("SUM", strategy.run(lambda: tf.constant(1.0)), axis=None)
+
+
+def resolve_precision(setting: str) -> str:
+    """The Keras dtype policy for ``train.mixed_precision``.
+
+    ``off``: ``float32``. ``auto``: ``mixed_float16`` when GPUs are visible and every one
+    has compute capability >= 7.0 (tensor cores), else ``float32`` (CPU included).
+    ``mixed_float16`` / ``mixed_bfloat16``: that policy.
+
+    Example:
+        >>> resolve_precision("off"), resolve_precision("mixed_bfloat16")
+        ('float32', 'mixed_bfloat16')
+    """
+    if setting not in PRECISIONS:
+        raise DeviceError(f"unknown mixed_precision {setting!r}; known: {', '.join(PRECISIONS)}")
+    if setting == "off":
+        return "float32"
+    if setting != "auto":
+        return setting
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    capabilities = [tf.config.experimental.get_device_details(g).get("compute_capability")
+                    for g in gpus]
+    if gpus and all(c is not None and tuple(c) >= (7, 0) for c in capabilities):
+        return "mixed_float16"
+    return "float32"
+
+
+@contextlib.contextmanager
+def dtype_policy(name: str) -> Iterator[None]:
+    """Set the global Keras dtype policy to ``name`` inside the block, restore it after.
+
+    Layers keep the policy they were built with, so a model built inside the block computes
+    in that precision afterwards too (and is saved and loaded with it).
+
+    Example:
+        >>> import keras
+        >>> with dtype_policy("mixed_bfloat16"):
+        ...     keras.layers.Dense(1).compute_dtype
+        'bfloat16'
+        >>> keras.config.dtype_policy().name
+        'float32'
+    """
+    import keras
+
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
