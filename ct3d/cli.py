@@ -17,14 +17,18 @@ from ct3d.data.cache import PreprocessError
 from ct3d.data.dataset import DatasetError
 from ct3d.data.pipeline import PipelineError
 from ct3d.data.split import SplitError
+from ct3d.devices import DeviceError, configure_from_env
+from ct3d.fetch import ArchiveError, DownloadError, FetchError
+from ct3d.fetch.mosmed import DEFAULT_BASE_URL, fetch_command
 from ct3d.inference import RunError
 from ct3d.io import ScanError
 from ct3d.params import ParamError
 from ct3d.registry import REGISTRIES, PluginError, UnknownPlugin
 from ct3d.scenario import PRESETS, Scenario, ScenarioError
 
-USER_ERRORS = (DatasetError, ParamError, PipelineError, PluginError, PreprocessError, RunError,
-               ScanError, ScenarioError, SplitError, UnknownPlugin)
+USER_ERRORS = (ArchiveError, DatasetError, DeviceError, DownloadError, FetchError, ParamError,
+               PipelineError, PluginError, PreprocessError, RunError, ScanError, ScenarioError,
+               SplitError, UnknownPlugin)
 
 
 def parse_sets(items: Sequence[str]) -> dict[str, str]:
@@ -219,6 +223,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", action="append", metavar="SCENARIO",
                    help="run only this scenario (repeatable)")
     p.set_defaults(func=_report)
+
+    p = sub.add_parser("fetch", help="download a public dataset, or check a local copy")
+    datasets = p.add_subparsers(dest="dataset", required=True)
+    q = datasets.add_parser("mosmed", help="MosMedData chest CT (CC BY-NC-ND 3.0)")
+    q.add_argument("--subsets", metavar="CT-0,CT-23",
+                   help="comma-separated subsets (default CT-0,CT-23; CT-1, CT-2 also "
+                        "published; with --from: every CT-*.zip there)")
+    q.add_argument("--dest", default="data/mosmed",
+                   help="folder for the zips, the class folders and the lock file "
+                        "(default data/mosmed)")
+    q.add_argument("--base-url", default=DEFAULT_BASE_URL,
+                   help="where <subset>.zip are (default: the Keras example's release)")
+    q.add_argument("--from", dest="source", metavar="PATH",
+                   help="no download: a zip, a folder of CT-*.zip, or a folder already holding "
+                        "CT-0/ ... (or studies/CT-0/ ...), checked in place")
+    q.set_defaults(func=fetch_command)
     return parser
 
 
@@ -227,6 +247,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = build_parser().parse_args(argv)
     try:
+        configure_from_env()
         return args.func(args) or 0
     except USER_ERRORS as exc:
         print(f"ct3d: error: {exc}", file=sys.stderr)

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# GPU check of ct3d on a fresh GPU machine (Python >= 3.10 and an NVIDIA driver, nothing else):
+# makes a virtual environment, installs ct3d with its `gpu` extra (tensorflow[and-cuda]),
+# shows the GPU, then runs benchmarks/gpu_check.py (epoch times of the thesis and baseline
+# models in float32 / mixed_float16, without / with XLA; GPU memory peak; input-only rate; one
+# thesis-grid scenario report) and writes benchmarks/results/gpu_check-<device>-<date>.json.
+#
+# Run from the repository root:
+#   bash benchmarks/gpu_check.sh                      # venv .venv, install from PyPI, check
+#   bash benchmarks/gpu_check.sh --wheels DIR         # install offline from wheels in DIR
+#   bash benchmarks/gpu_check.sh --no-install         # use the active venv (or python3) as is
+#   bash benchmarks/gpu_check.sh --no-install --cpu-smoke   # validate the script on a CPU
+# Options after these (and any not named here) go to gpu_check.py, e.g. --out DIR, --epochs 2,
+# --report none.
+set -euo pipefail
+
+venv=.venv
+install=1
+wheels=
+args=()
+while (($#)); do
+    case "$1" in
+        --venv) venv=$2; shift 2 ;;
+        --no-install) install=0; shift ;;
+        --wheels) wheels=$2; shift 2 ;;
+        -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+        *) args+=("$1"); shift ;;
+    esac
+done
+
+if [[ ! -f pyproject.toml || ! -d ct3d ]]; then
+    echo "gpu_check.sh: run it from the ct3d repository root" >&2
+    exit 2
+fi
+
+start=$SECONDS
+if ((install)); then
+    [[ -x $venv/bin/python ]] || python3 -m venv "$venv"
+    # shellcheck disable=SC1091
+    . "$venv/bin/activate"
+    if [[ -n $wheels ]]; then
+        pip install -q --no-index --find-links "$wheels" -e ".[gpu]"
+    else
+        pip install -q --upgrade pip
+        pip install -q -e ".[gpu]"
+    fi
+    echo "install: $((SECONDS - start)) s"
+fi
+python=$(command -v python || command -v python3)
+
+export TF_CPP_MIN_LOG_LEVEL=2 PYTHONUNBUFFERED=1
+if command -v nvidia-smi >/dev/null; then
+    nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv
+else
+    echo "nvidia-smi: not found"
+fi
+"$python" -c 'import tensorflow as tf; print("TensorFlow", tf.__version__,
+    tf.config.list_physical_devices("GPU") or "- no GPU visible")'
+
+status=0
+"$python" benchmarks/gpu_check.py ${args[@]+"${args[@]}"} || status=$?
+echo "gpu_check.sh: $((SECONDS - start)) s in all, exit status $status"
+exit "$status"
