@@ -15,7 +15,6 @@ import gzip
 import io
 import math
 import os
-import secrets
 import stat
 import warnings
 import zlib
@@ -29,6 +28,7 @@ from nibabel.spatialimages import HeaderDataError
 from nibabel.wrapstruct import WrapStructError
 from numpy.typing import DTypeLike
 
+from ct3d import atomic
 from ct3d.volume import Volume
 
 __all__ = ["AIR_HU", "MAX_VOXELS", "ScanError", "read_volume", "write_volume"]
@@ -399,11 +399,4 @@ def write_volume(volume: Volume, path: str | os.PathLike[str], dtype: DTypeLike 
     payload = img.to_bytes()
     if suffix == ".nii.gz":
         payload = gzip.compress(payload, compresslevel=1, mtime=0)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name[: -len(suffix)]}.{secrets.token_hex(6)}.tmp{suffix}")
-    try:
-        tmp.write_bytes(payload)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return atomic.write_bytes(path, payload)

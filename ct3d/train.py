@@ -48,7 +48,7 @@ import numpy as np
 import tensorflow as tf
 from sklearn.utils.class_weight import compute_class_weight
 
-from ct3d import devices
+from ct3d import atomic, devices
 from ct3d.augment import build_augment
 from ct3d.data import pipeline
 from ct3d.data.cache import Cache, FillReport
@@ -421,7 +421,7 @@ class EpochState(keras.callbacks.Callback):
         state["stopped"] = state["wait"] >= self.patience
         self.model.stop_training = state["stopped"]
         self.model.save(self.state_dir / state["last_file"])
-        _write_atomic(self.state_dir / "state.json", json.dumps(state))
+        atomic.write_text(self.state_dir / "state.json", json.dumps(state))
         self.state = state
         for stale in self.state_dir.glob("*.keras"):
             if stale.name not in (state["best_file"], state["last_file"]):
@@ -442,10 +442,6 @@ def _seed_states(model: Any) -> list[Any]:
     return [v for v in model.variables if id(v) not in weights]
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def _read_rows(path: Path) -> list[dict[str, str]]:

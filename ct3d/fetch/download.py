@@ -24,6 +24,8 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from ct3d import atomic
+
 __all__ = ["DownloadError", "FileRecord", "check_lock", "download", "file_record",
            "forget_lock", "read_lock", "record_lock"]
 
@@ -299,10 +301,7 @@ def _reason(exc: BaseException) -> str:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    atomic.write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def _say(message: str) -> None:
