@@ -1,7 +1,7 @@
 """GPU check: training-epoch times of the thesis and baseline models against the targets.
 
 On 140 cached scans (a synthetic quick-preset cohort preprocessed with the thesis preset's
-chain first, not timed), each model is built and compiled by ``ct3d.train`` from the thesis
+chain first, not timed), each model is built and compiled by ``ct3d.engine.fit`` from the thesis
 scenario and trains through ct3d's own input (cache -> ``tf.data`` -> the thesis
 augmentation), in five settings of the scenario keys ``train.mixed_precision`` /
 ``train.jit_compile`` / ``train.deterministic``: float32 and ``mixed_float16``, each without
@@ -45,9 +45,9 @@ import numpy as np
 import tensorflow as tf
 from input_pipeline import cohort, fill, input_rates
 
-from ct3d import train
 from ct3d.augment import build_augment
 from ct3d.data.pipeline import training_dataset
+from ct3d.engine.fit import compiled_model
 from ct3d.scenario import Scenario
 
 THESIS = Scenario.preset("thesis")
@@ -115,7 +115,7 @@ def device() -> dict[str, Any]:
 
 def time_setting(model_name: str, overrides: dict[str, Any], data: dict[str, Any],
                  args: argparse.Namespace) -> dict[str, Any]:
-    """One model built and compiled by ``ct3d.train`` under the thesis scenario with
+    """One model built and compiled by ``ct3d.engine.fit`` under the thesis scenario with
     ``overrides``: a warm-up epoch, then ``args.epochs`` timed epochs."""
     scenario = THESIS.with_overrides({"model": {"name": model_name, "params": {}},
                                       **overrides}).with_plugin_defaults()
@@ -135,7 +135,7 @@ def time_setting(model_name: str, overrides: dict[str, Any], data: dict[str, Any
         on_epoch_begin=lambda e, logs: marks.append(time.perf_counter()),
         on_epoch_end=lambda e, logs: marks.append(time.perf_counter()))
     try:
-        model = train._build_model(scenario, tuple(args.shape), 2, steps)
+        model = compiled_model(scenario, tuple(args.shape), 2, steps)
         row.update(policy=model.dtype_policy.name, xla=bool(model.jit_compile))
         dataset = training_dataset(data["paths"], data["labels"], t.batch_size, scenario.seed,
                                    data["augment"], 1 + args.epochs)

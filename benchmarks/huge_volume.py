@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ct3d.io import read_volume, write_volume
-from ct3d.preprocess import apply_chain, build_chain
+from ct3d.preprocess import build_preprocess
 from ct3d.scenario import Scenario
 from ct3d.volume import Volume
 
@@ -52,8 +52,7 @@ def chest(depth: int) -> Volume:
 def measure(path: str) -> dict[str, float]:
     """In this process: peak RSS and traced numpy peak (GiB) after reading and the chain."""
     gib = 2**30
-    chain = build_chain([{"name": s.name, "params": s.params}
-                         for s in Scenario.preset("thesis").preprocess])
+    chain = build_preprocess(Scenario.preset("thesis").preprocess)
     result = {"import_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / gib}
     tracemalloc.start()
     start = time.perf_counter()
@@ -63,7 +62,7 @@ def measure(path: str) -> dict[str, float]:
     result["read_rss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / gib
     tracemalloc.reset_peak()
     start = time.perf_counter()
-    out = apply_chain(volume, chain)
+    out = chain(volume)
     result["chain_s"] = time.perf_counter() - start
     result["chain_traced"] = (tracemalloc.get_traced_memory()[1]) / gib
     result["total_rss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / gib

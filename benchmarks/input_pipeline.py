@@ -8,7 +8,7 @@ machine:
   attached, without and with the thesis preset's augmentation. Before each run the cached
   files are evicted from the OS page cache, so the first epoch reads from disk (cold); the
   later epochs read the page cache (warm), as every epoch after the first does in training.
-- model: scans/s of the thesis preset's model, built and compiled by ``ct3d.train`` as the
+- model: scans/s of the thesis preset's model, built and compiled by ``ct3d.engine.fit`` as the
   thesis scenario trains it, on one in-memory batch of the same shape, repeated (``fit``,
   one warm-up epoch, then ``--epochs``).
 
@@ -36,12 +36,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ct3d import train
 from ct3d.augment import build_augment
 from ct3d.data.cache import Cache
 from ct3d.data.dataset import Scan
 from ct3d.data.pipeline import training_dataset
 from ct3d.data.synthetic import generate_cohort
+from ct3d.engine.fit import compiled_model
 from ct3d.scenario import Scenario
 
 THESIS = Scenario.preset("thesis")
@@ -119,11 +119,11 @@ def input_rates(paths: list[Path], labels: np.ndarray, batch: int, epochs: int, 
 
 
 def model_rate(shape: Sequence[int], batch: int, n: int, epochs: int, seed: int) -> float:
-    """Scans/s the thesis model (compiled as ``ct3d.train`` compiles it) trains at on one
+    """Scans/s the thesis model (compiled as ``ct3d.engine.fit`` compiles it) trains at on one
     in-memory batch, after a warm-up epoch."""
     keras.utils.set_random_seed(seed)
     steps = math.ceil(n / batch)
-    model = train._build_model(THESIS, tuple(shape), 2, steps)
+    model = compiled_model(THESIS, tuple(shape), 2, steps)
     x = tf.random.uniform((batch, *shape, 1), seed=seed)
     y = tf.constant([i % 2 for i in range(batch)], tf.float32)
     dataset = tf.data.Dataset.from_tensors((x, y)).repeat()

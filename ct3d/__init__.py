@@ -1,7 +1,10 @@
 """ct3d: classify 3D medical volumes (chest CT first) with pluggable deep-learning pipelines.
 
 Plugins (preprocessors, augmenters, model builders) are plain functions registered by name;
-a :class:`Scenario` describes a run; :func:`run` trains and evaluates it.
+:func:`build_preprocess`, :func:`build_augment` and :func:`build_model` build them from the
+steps a :class:`Scenario` lists; :func:`run` trains and evaluates a Scenario into a run
+folder; :func:`predict` and :func:`explain` apply a finished run to new scans. Every error
+meant for users is a :class:`Ct3dError` that names what is wrong.
 
 Example:
     >>> import ct3d
@@ -10,12 +13,17 @@ Example:
     >>> s = ct3d.Scenario.preset("quick").with_overrides({"train.epochs": 2})
     >>> s.train.epochs
     2
+    >>> ct3d.build_preprocess(s.preprocess)
+    Chain(hu_window(low=-1000.0, high=400.0), rotate90(k=1), resize(shape=(64, 64, 48), order=1))
 """
 
 from typing import Any
 
-from ct3d import augment, models, preprocess
+from ct3d.augment import build_augment
+from ct3d.errors import Ct3dError
 from ct3d.io import ScanError, read_volume, write_volume
+from ct3d.models import build_model
+from ct3d.preprocess import build_preprocess
 from ct3d.registry import (
     AUGMENTERS,
     MODELS,
@@ -26,42 +34,44 @@ from ct3d.registry import (
     preprocessor,
 )
 from ct3d.scenario import Scenario, ScenarioError
+from ct3d.version import __version__
 from ct3d.volume import Step, Volume
-
-__version__ = "0.1.0"
 
 __all__ = [
     "AUGMENTERS",
     "MODELS",
     "PREPROCESSORS",
+    "Ct3dError",
     "ScanError",
     "Scenario",
     "ScenarioError",
     "Step",
     "Volume",
-    "augment",
+    "__version__",
     "augmenter",
+    "build_augment",
+    "build_model",
+    "build_preprocess",
+    "explain",
     "list_plugins",
     "model_builder",
-    "models",
-    "preprocess",
+    "predict",
+    "preprocess_cache",
     "preprocessor",
     "read_volume",
     "run",
     "write_volume",
-    "explain",
-    "predict",
 ]
+
+_LAZY = {"run": "ct3d.engine", "preprocess_cache": "ct3d.engine", "predict": "ct3d.inference",
+         "explain": "ct3d.inference"}
 
 
 def __getattr__(name: str) -> Any:
-    """``ct3d.run``, ``ct3d.predict`` and ``ct3d.explain`` import TensorFlow when first used."""
-    if name == "run":
-        from ct3d.train import run
+    """``run``, ``preprocess_cache``, ``predict`` and ``explain`` are imported when first
+    used (they bring in the data layer; ``predict`` and ``explain`` TensorFlow)."""
+    if name in _LAZY:
+        import importlib
 
-        return run
-    if name in ("predict", "explain"):
-        from ct3d import inference
-
-        return getattr(inference, name)
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'ct3d' has no attribute {name!r}")

@@ -1,6 +1,9 @@
-"""The ``ct3d`` command: parse flags, merge parameter sources, call the engine.
+"""The ``ct3d`` command: parse flags, merge parameter sources, call ct3d's public functions.
 
 Parameter sources merge in a fixed order: defaults < scenario file < ``--set key=value``.
+Every :class:`~ct3d.errors.Ct3dError` is printed as ``ct3d: error: ...`` with exit status 2
+and no traceback. A command is checked before it does any work: ``ct3d train bad.yaml``
+answers without importing TensorFlow.
 """
 
 from __future__ import annotations
@@ -13,22 +16,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ct3d.data.cache import PreprocessError
-from ct3d.data.dataset import DatasetError
-from ct3d.data.pipeline import PipelineError
-from ct3d.data.split import SplitError
-from ct3d.devices import DeviceError, configure_from_env
-from ct3d.fetch import ArchiveError, DownloadError, FetchError
-from ct3d.fetch.mosmed import DEFAULT_BASE_URL, fetch_command
-from ct3d.inference import RunError
-from ct3d.io import ScanError
-from ct3d.params import ParamError
-from ct3d.registry import REGISTRIES, PluginError, UnknownPlugin
+import ct3d
+from ct3d.engine.devices import configure_from_env
+from ct3d.errors import Ct3dError
+from ct3d.fetch.mosmed import DEFAULT_BASE_URL
+from ct3d.registry import REGISTRIES
 from ct3d.scenario import PRESETS, Scenario, ScenarioError
-
-USER_ERRORS = (ArchiveError, DatasetError, DeviceError, DownloadError, FetchError, ParamError,
-               PipelineError, PluginError, PreprocessError, RunError, ScanError, ScenarioError,
-               SplitError, UnknownPlugin)
 
 
 def parse_sets(items: Sequence[str]) -> dict[str, str]:
@@ -73,33 +66,30 @@ def _scenario_new(args: argparse.Namespace) -> None:
 
 
 def _print_result(result: Any) -> None:
-    from ct3d.evaluate import format_table
+    from ct3d.report.text import format_table
 
-    print(format_table(result.metrics["parts"]))
+    metrics = result.metrics
+    print(format_table(metrics.get("parts") or {metrics["evaluated_on"]: metrics}))
     print(f"run folder: {result.run_dir}")
 
 
 def _train(args: argparse.Namespace) -> None:
-    from ct3d.train import run
-
     if args.resume:
-        if args.scenario or args.set or args.out:
-            raise ScenarioError("--resume RUN_DIR takes the run's own scenario: give no "
-                                "scenario file, --set or --out")
-        _print_result(run(resume=args.resume))
+        if args.scenario or args.set or args.out or args.force:
+            raise ScenarioError("--resume RUN_DIR takes the run's own scenario and folder: "
+                                "give no scenario file, --set, --out or --force")
+        _print_result(ct3d.run(resume=args.resume))
         return
     if not args.scenario:
         raise ScenarioError("give a scenario file (or --resume RUN_DIR)")
     scenario = Scenario.from_file(args.scenario).with_overrides(parse_sets(args.set))
-    _print_result(run(scenario, out=args.out))
+    _print_result(ct3d.run(scenario, out=args.out, force=args.force))
 
 
 def _predict(args: argparse.Namespace) -> int:
     import csv
 
-    from ct3d.inference import predict
-
-    results = predict(args.run_dir, args.scans, saliency_dir=args.saliency)
+    results = ct3d.predict(args.run_dir, args.scans, saliency_dir=args.saliency)
     for r in results:
         if r.error:
             print(f"{r.scan}\tERROR\t{r.error}", file=sys.stderr)
@@ -118,21 +108,15 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _preprocess(args: argparse.Namespace) -> None:
-    from ct3d.data.sources import load_scans
-    from ct3d.train import fill_cache
-
     sets = parse_sets(args.set)
     if args.strict:
         sets["data.strict"] = "true"
     if args.workers is not None:
         sets["data.workers"] = str(args.workers)
-    scenario = Scenario.from_file(args.scenario).with_overrides(sets).validate()
-    fill_cache(scenario, load_scans(scenario.data))
+    ct3d.preprocess_cache(Scenario.from_file(args.scenario).with_overrides(sets))
 
 
 def _demo(args: argparse.Namespace) -> None:
-    from ct3d.train import run
-
     out = Path(args.out)
     overrides = {"name": "demo", "out": str(out / "run"), "data.root": str(out / "data"),
                  "data.cache": str(out / "cache")}
@@ -141,20 +125,25 @@ def _demo(args: argparse.Namespace) -> None:
     scenario = Scenario.preset("quick").with_overrides(overrides)
     print(f"ct3d demo: synthetic cohort in {out / 'data'}, modified 3D CNN, "
           f"{scenario.train.epochs} epochs")
-    _print_result(run(scenario))
+    _print_result(ct3d.run(scenario, force=True))
 
 
 def _report(args: argparse.Namespace) -> int:
-    from ct3d.report import ReportError, run_grid
+    from ct3d import report
 
     data = None if args.data == "synthetic" else args.data
-    try:
-        summary = run_grid(args.grid, data=data, quick=args.quick, out=args.out,
-                           kernel=args.kernel, only=args.only or None)
-    except ReportError as exc:
-        print(f"ct3d: error: {exc}", file=sys.stderr)
-        return 2
+    summary = report.run_grid(args.grid, data=data, quick=args.quick, out=args.out,
+                              kernel=args.kernel, only=args.only or None)
     return 0 if summary.ok else 1
+
+
+def _fetch_mosmed(args: argparse.Namespace) -> None:
+    from ct3d.fetch import fetch_mosmed, inspect_mosmed
+
+    subsets = [s.strip() for s in args.subsets.split(",") if s.strip()] if args.subsets else None
+    source = Path(args.source).resolve() if args.source else None
+    root = fetch_mosmed(Path(args.dest).resolve(), subsets, args.base_url, source)
+    print(inspect_mosmed(root).summary())
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -189,6 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a dotted key, e.g. train.epochs=3 (repeatable)")
     p.add_argument("--out", help="run folder (default: the scenario's `out`)")
+    p.add_argument("--force", action="store_true",
+                   help="replace a run already in the run folder (refused otherwise)")
     p.set_defaults(func=_train)
 
     p = sub.add_parser("predict", help="apply a trained run to scans (files or folders)")
@@ -238,7 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--from", dest="source", metavar="PATH",
                    help="no download: a zip, a folder of CT-*.zip, or a folder already holding "
                         "CT-0/ ... (or studies/CT-0/ ...), checked in place")
-    q.set_defaults(func=fetch_command)
+    q.set_defaults(func=_fetch_mosmed)
     return parser
 
 
@@ -249,7 +240,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         configure_from_env()
         return args.func(args) or 0
-    except USER_ERRORS as exc:
+    except Ct3dError as exc:
         print(f"ct3d: error: {exc}", file=sys.stderr)
         return 2
 

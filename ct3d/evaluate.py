@@ -102,7 +102,7 @@ def _resample_auc(counts: np.ndarray, y: np.ndarray, p: np.ndarray) -> np.ndarra
     return _ratio(wins, pos.sum(axis=1) * neg.sum(axis=1))
 
 
-def _resample_metrics(
+def resample_metrics(
     counts: np.ndarray, y: np.ndarray, p: np.ndarray, threshold: float
 ) -> dict[str, np.ndarray]:
     """The :data:`CI_KEYS` metrics of every resample given by its draw ``counts`` (n_boot, n).
@@ -156,7 +156,7 @@ def bootstrap_ci(
     if n_boot < 1 or not 0 < level < 1:
         raise ValueError(f"need n_boot >= 1 and 0 < level < 1; got {n_boot}, {level}")
     counts = _resample_counts(len(y), n_boot, seed)
-    by_metric = _resample_metrics(counts, y, p, threshold)
+    by_metric = resample_metrics(counts, y, p, threshold)
     return {k: _percentile_interval(v, level) for k, v in by_metric.items()}
 
 
@@ -352,46 +352,46 @@ def mean_std(values_by_fold: list[dict[str, Any]]) -> dict[str, tuple[float, flo
     }
 
 
-def _cell(value: Any, col: str) -> str:
-    """One right-aligned table cell: ``-`` for None, counts as ints, metrics to 4 decimals."""
-    if value is None:
-        return f"{'-':>12}"
-    return f"{value:>12}" if col == "n" else f"{value:>12.4f}"
+def decision_threshold(
+    rule: float | str, val_labels: Sequence[int] | None = None,
+    val_prob: Sequence[float] | None = None,
+) -> float:
+    """The decision threshold of a binary model: ``rule`` itself when it is a number, or
+    with ``"youden"`` :func:`youden_threshold` on the validation part (never the test part).
 
-
-def _rows(by_part: dict[str, dict[str, Any]], cols: Sequence[str]) -> list[str]:
-    """Header and one line per part of a table with columns ``n`` and ``cols``."""
-    cols = ("n", *cols)
-    lines = ["part   " + "".join(f"{c:>12}" for c in cols)]
-    for part, m in by_part.items():
-        lines.append(f"{part:<7}" + "".join(_cell(m[c], c) for c in cols))
-    return lines
-
-
-def _matrix_lines(part: str, m: dict[str, Any]) -> list[str]:
-    """The confusion matrix of one part: one line if binary, a header plus k rows if not."""
-    if "class_names" not in m:
-        (tn, fp), (fn, tp) = m["confusion_matrix"]
-        return [f"{part} confusion matrix (rows = true 0/1): [[{tn} {fp}] [{fn} {tp}]]"]
-    names = m["class_names"]
-    rows = zip(names, m["confusion_matrix"], strict=True)
-    head = f"{part} confusion matrix (rows = true {'/'.join(names)}):"
-    return [head, *(f"  {name:>12}: {row}" for name, row in rows)]
-
-
-def format_table(by_part: dict[str, dict[str, Any]]) -> str:
-    """A plain-text table: one row per part (train/val/test), one column per metric.
-
-    Binary parts show :data:`METRIC_KEYS`, multi-class parts (from :func:`multiclass_metrics`)
-    show :data:`MULTICLASS_KEYS`; the confusion matrices follow.
-
-    >>> print(format_table({"test": binary_metrics([0, 1], [0.2, 0.9])}).splitlines()[-1])
-    test confusion matrix (rows = true 0/1): [[1 0] [0 1]]
+    >>> decision_threshold(0.5), decision_threshold("youden", [0, 0, 1, 1], [.1, .3, .4, .8])
+    (0.5, 0.4)
     """
-    binary = {k: m for k, m in by_part.items() if "class_names" not in m}
-    multi = {k: m for k, m in by_part.items() if "class_names" in m}
-    lines = (_rows(binary, METRIC_KEYS) if binary else []) + (
-        _rows(multi, MULTICLASS_KEYS) if multi else [])
-    for part, m in {**binary, **multi}.items():
-        lines += _matrix_lines(part, m)
-    return "\n".join(lines)
+    if rule == "youden":
+        if val_labels is None or val_prob is None:
+            raise ValueError("the 'youden' threshold needs the validation part's labels and "
+                             "probabilities")
+        return youden_threshold(val_labels, val_prob)
+    return float(rule)
+
+
+def summarize_folds(
+    folds: list[dict[str, Any]], y_true: Sequence[Sequence[int]], prob: Sequence[Any],
+    class_names: Sequence[str] | None = None, n_boot: int = 1000, seed: int = 0,
+) -> dict[str, Any]:
+    """The k-fold summary: every scan predicted once, by the fold model that did not see it.
+
+    ``folds``: each fold's metrics (with its ``threshold``); ``y_true`` and ``prob``: each
+    fold's test labels and probabilities. The pooled out-of-fold predictions are evaluated
+    with :func:`evaluate_predictions` at the mean of the folds' thresholds (binary), then
+    come ``folds`` and ``fold_mean_std`` (:func:`mean_std` of the folds' scalar metrics).
+
+    >>> a = evaluate_predictions([0, 1], [0.2, 0.9], n_boot=0)
+    >>> b = evaluate_predictions([0, 1], [0.6, 0.7], n_boot=0)
+    >>> s = summarize_folds([a, b], [[0, 1], [0, 1]], [[0.2, 0.9], [0.6, 0.7]], n_boot=0)
+    >>> s["evaluated_on"], s["n"], s["accuracy"], s["fold_mean_std"]["accuracy"]
+    ('out-of-fold', 4, 0.75, (0.75, 0.3535533905932738))
+    """
+    pooled_p = np.concatenate([np.asarray(p, dtype=np.float64) for p in prob])
+    binary = pooled_p.ndim == 1 or pooled_p.shape[1] == 1
+    threshold = float(np.mean([f.get("threshold", 0.5) for f in folds])) if binary else 0.5
+    pooled = evaluate_predictions(np.concatenate([np.asarray(y) for y in y_true]), pooled_p,
+                                  threshold, class_names, n_boot, seed)
+    return {"evaluated_on": "out-of-fold", **pooled, "folds": folds,
+            "fold_mean_std": mean_std([{k: v for k, v in f.items() if k != "parts"}
+                                       for f in folds])}

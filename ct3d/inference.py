@@ -26,13 +26,13 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ct3d.data.dataset import is_scan, scan_stem
-from ct3d.dicom import is_series_folder
-from ct3d.io import read_volume
-from ct3d.preprocess import apply_chain, build_chain
+from ct3d.errors import Ct3dError
+from ct3d.io import is_series_folder, read_volume
+from ct3d.preprocess import build_preprocess
 from ct3d.scenario import Scenario
 
 
-class RunError(ValueError):
+class RunError(Ct3dError, ValueError):
     """A folder that is not a usable ct3d run (no scenario, no model)."""
 
 
@@ -111,12 +111,12 @@ def predict(
     scan's own grid and affine (``<scan>_gradcam.nii.gz``), ready to overlay.
     """
     run = SavedRun.load(run_dir)
-    chain = build_chain([{"name": s.name, "params": s.params} for s in run.scenario.preprocess])
+    chain = build_preprocess(run.scenario.preprocess)
     results = []
     for path in tqdm(expand_paths(paths), desc="predict", unit="scan", disable=not progress):
         try:
             original = read_volume(path)
-            prepared = apply_chain(original, chain)
+            prepared = chain(original)
             probs = run.probabilities(prepared.array)
         except (OSError, ValueError) as exc:
             results.append(Prediction(str(path), error=str(exc)))
@@ -151,5 +151,4 @@ def explain(
     from ct3d.saliency import explain_scan
 
     run = SavedRun.load(run_dir)
-    steps = [{"name": s.name, "params": s.params} for s in run.scenario.preprocess]
-    return explain_scan(run.models[0], path, steps, layer=layer, out=out)
+    return explain_scan(run.models[0], path, run.scenario.preprocess, layer=layer, out=out)

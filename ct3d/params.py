@@ -18,8 +18,10 @@ from typing import Any, Literal, Union
 
 import yaml
 
+from ct3d.errors import Ct3dError
 
-class ParamError(ValueError):
+
+class ParamError(Ct3dError, ValueError):
     """A value that does not fit its parameter's type hint."""
 
 

@@ -7,8 +7,8 @@ writes a float32 NIfTI that 3D Slicer or ITK-SNAP overlay on the original scan.
 :func:`explain_scan` does all of it for one scan file.
 
 Example:
-    >>> from ct3d.registry import MODELS
-    >>> model = MODELS.create("modified_3dcnn", input_shape=(46, 46, 46, 1))
+    >>> from ct3d.models import build_model
+    >>> model = build_model("modified_3dcnn", input_shape=(46, 46, 46, 1))
     >>> last_conv_layer(model), gradcam(model, np.zeros((46, 46, 46), np.float32)).shape
     ('block4_conv', (46, 46, 46))
 """
@@ -26,10 +26,12 @@ import tensorflow as tf
 from scipy import ndimage
 
 from ct3d.io import read_volume, write_volume
-from ct3d.preprocess import apply_chain, build_chain
+from ct3d.preprocess import build_preprocess
+from ct3d.registry import StepLike
 from ct3d.volume import Volume
 
-__all__ = ["explain_scan", "gradcam", "last_conv_layer", "save_nifti", "to_original"]
+__all__ = ["deepest_conv_layer", "explain_scan", "gradcam", "last_conv_layer", "save_nifti",
+           "to_original"]
 
 _WINDOW_LAYERS = (keras.layers.Conv3D, keras.layers.MaxPooling3D, keras.layers.AveragePooling3D)
 _EDGE_TOLERANCE = 1e-3  # voxels: rounding slack at the edge of the field of view
@@ -52,8 +54,8 @@ def last_conv_layer(model: Any) -> str:
         ValueError: the model has no ``Conv3D`` layer; the message lists its layers.
 
     Example:
-        >>> from ct3d.registry import MODELS
-        >>> last_conv_layer(MODELS.create("modified_3dcnn", input_shape=(46, 46, 46, 1)))
+        >>> from ct3d.models import build_model
+        >>> last_conv_layer(build_model("modified_3dcnn", input_shape=(46, 46, 46, 1)))
         'block4_conv'
     """
     layers = _walk(model)
@@ -227,8 +229,8 @@ def gradcam(
         float32 heat maps (B, W, H, D), or (W, H, D) for a single scan.
 
     Example:
-        >>> from ct3d.registry import MODELS
-        >>> model = MODELS.create("modified_3dcnn", input_shape=(46, 46, 46, 1))
+        >>> from ct3d.models import build_model
+        >>> model = build_model("modified_3dcnn", input_shape=(46, 46, 46, 1))
         >>> heat = gradcam(model, np.zeros((2, 46, 46, 46, 1), np.float32), "block3_conv")
         >>> heat.shape, heat.dtype, bool(heat.min() >= 0 and heat.max() <= 1)
         ((2, 46, 46, 46), dtype('float32'), True)
@@ -312,7 +314,7 @@ def save_nifti(heat_volume: Volume, path: str | os.PathLike[str]) -> Path:
 def explain_scan(
     model: Any,
     path: str | os.PathLike[str],
-    steps: Sequence[dict[str, Any]],
+    steps: Sequence[StepLike],
     layer: str | None = None,
     out: str | os.PathLike[str] | None = None,
     class_index: int | None = None,
@@ -328,9 +330,30 @@ def explain_scan(
         >>> heat = explain_scan(model, "scan.nii.gz", steps, out="heat.nii.gz")  # doctest: +SKIP
     """
     original = read_volume(path)
-    preprocessed = apply_chain(original, build_chain(steps))
+    preprocessed = build_preprocess(steps)(original)
     heat = gradcam(model, preprocessed.array, layer=layer, class_index=class_index)
     volume = to_original(heat, preprocessed, original)
     if out is not None:
         save_nifti(volume, out)
     return volume
+
+
+def deepest_conv_layer(model: Any, min_width: int = 4) -> str | None:
+    """The deepest 3D convolution of ``model``'s own graph at least ``min_width`` voxels wide.
+
+    Grad-CAM's resolution is that of the layer's output: a deeper layer sees more of the
+    scan but its map is coarser, so the report takes the deepest one whose output is still
+    ``min_width`` voxels or more along each of the three spatial axes. None: no 3D
+    convolution is that wide (:func:`gradcam` then uses :func:`last_conv_layer`).
+
+    Example:
+        >>> model = keras.Sequential([keras.Input((8, 8, 8, 1)),
+        ...                           keras.layers.Conv3D(2, 3, padding="same", name="wide"),
+        ...                           keras.layers.MaxPooling3D(4),
+        ...                           keras.layers.Conv3D(2, 1, name="narrow")])
+        >>> deepest_conv_layer(model), deepest_conv_layer(model, min_width=16)
+        ('wide', None)
+    """
+    convs = [layer.name for layer in model.layers if isinstance(layer, keras.layers.Conv3D)
+             and min(layer.output.shape[1:4]) >= min_width]
+    return convs[-1] if convs else None

@@ -1,7 +1,9 @@
 """The Scenario: one plain-data description of a run, round-tripping dict / JSON / YAML.
 
 Parameters are stored as given and checked by :meth:`Scenario.validate` (scikit-learn's
-habit), against the field type hints and the plugin registries. Unknown keys are errors.
+habit), against the field type hints and the plugin registries, before any data is touched:
+also the files it names and whether the model accepts what the preprocessing chain gives.
+Unknown keys are errors, with a did-you-mean. Validation never imports TensorFlow.
 
 Example:
     >>> s = Scenario.preset("quick").with_overrides({"train.epochs": "3"})
@@ -12,14 +14,14 @@ Example:
     >>> Scenario(train=TrainSpec(epochs=-1)).validate()
     Traceback (most recent call last):
     ...
-    ct3d.scenario.ScenarioError: invalid scenario:
-      - train.epochs must be >= 1, got -1
+    ct3d.scenario.ScenarioError: invalid scenario: train.epochs must be >= 1, got -1
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import difflib
 import json
 import os
 import typing
@@ -29,12 +31,22 @@ from typing import Any, Literal
 
 import yaml
 
+from ct3d.errors import Ct3dError
+from ct3d.models import min_input
 from ct3d.params import ParamError, coerce, describe_type
-from ct3d.registry import REGISTRIES, UnknownPlugin
+from ct3d.preprocess import output_shape
+from ct3d.registry import REGISTRIES, ResolvedStep, UnknownPlugin, plain, resolve_step
 
 
-class ScenarioError(ValueError):
+class ScenarioError(Ct3dError, ValueError):
     """A scenario with unknown keys or invalid values; the message lists every problem."""
+
+    @classmethod
+    def listing(cls, problems: list[str]) -> ScenarioError:
+        """One line for one problem; a header and one indented line each for several."""
+        if len(problems) == 1:
+            return cls(f"invalid scenario: {problems[0]}")
+        return cls("invalid scenario:\n" + "\n".join(f"  - {p}" for p in problems))
 
 
 @dataclass
@@ -246,29 +258,42 @@ class Scenario:
         return Scenario.from_dict(data)
 
     def with_plugin_defaults(self) -> Scenario:
-        """A copy in which every step lists every plugin parameter (defaults filled in)."""
+        """A copy in which every step lists every plugin parameter (its resolved form)."""
         data = self.to_dict()
-        for kind, steps in (("preprocess", data["preprocess"]), ("augment", data["augment"]),
-                            ("model", [data["model"]])):
-            for step in steps:
-                info = REGISTRIES[kind].describe(step["name"])
-                defaults = {p.name: _plain(p.default) for p in info.params}
-                step["params"] = {**defaults, **step["params"]}
+        data["preprocess"] = [s.to_dict() for s in self.resolved("preprocess")]
+        data["augment"] = [s.to_dict() for s in self.resolved("augment")]
+        data["model"] = self.resolved("model")[0].to_dict()
         return Scenario.from_dict(data)
+
+    def resolved(self, kind: Literal["preprocess", "augment", "model"]) -> list[ResolvedStep]:
+        """The steps of one chain (``model``: a list of one), each resolved: checked,
+        converted by type hint, every default filled in. Raises ``UnknownPlugin`` or
+        ``ParamError`` for a bad step.
+
+        Example:
+            >>> Scenario().resolved("model")
+            [modified_3dcnn(dropout=0.1, head_dropout=0.2, bn_momentum=0.99, weights=None)]
+        """
+        steps = [self.model] if kind == "model" else getattr(self, kind)
+        return [resolve_step(kind, step) for step in steps]
 
     # -- checks -----------------------------------------------------------------------
     def validate(self) -> Scenario:
-        """Raise :class:`ScenarioError` listing every problem; return ``self`` when valid."""
-        problems = _type_problems(self, "")
+        """Raise :class:`ScenarioError` listing every problem; return ``self`` when valid.
+
+        Checked, in this order (a later check runs only when the earlier ones pass): the
+        type of every field; the values and the plugins (names and parameters); the files
+        and folders the scenario reads (``data.root``, model ``weights``); the model's
+        smallest input against the preprocessing chain's output shape, when the chain's
+        steps declare it. Nothing is read or written, and TensorFlow is not imported.
+        """
+        problems = _type_problems(self, "") or _value_problems(self)
         if not problems:
-            problems = _value_problems(self)
+            chain, (model,) = self.resolved("preprocess"), self.resolved("model")
+            problems = _path_problems(self.data, model) or _shape_problems(chain, model)
         if problems:
-            raise ScenarioError("invalid scenario:\n" + "\n".join(f"  - {p}" for p in problems))
+            raise ScenarioError.listing(problems)
         return self
-
-
-def _plain(value: Any) -> Any:
-    return list(value) if isinstance(value, tuple) else value
 
 
 def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
@@ -288,7 +313,7 @@ def _build(cls: type, data: Any, where: str) -> Any:
     unknown = [k for k in data if k not in names]
     if unknown:
         raise ScenarioError(
-            f"unknown key(s) {', '.join(repr(where + k) for k in unknown)}; "
+            f"unknown key(s) {', '.join(_unknown_key(where, k, names) for k in unknown)}; "
             f"known keys{' of ' + where.rstrip('.') if where else ''}: {', '.join(names)}"
         )
     kwargs = {}
@@ -306,6 +331,12 @@ def _build(cls: type, data: Any, where: str) -> Any:
         return cls(**kwargs)
     except TypeError as exc:
         raise ScenarioError(f"{where or 'scenario'}: {exc}") from None
+
+
+def _unknown_key(where: str, key: str, names: list[str]) -> str:
+    """``'train.epocs'`` and, when a known key is close, ``(did you mean 'epochs'?)``."""
+    close = difflib.get_close_matches(str(key), names, n=1)
+    return repr(where + str(key)) + (f" (did you mean {close[0]!r}?)" if close else "")
 
 
 def _type_problems(obj: Any, where: str) -> list[str]:
@@ -372,12 +403,39 @@ def _value_problems(s: Scenario) -> list[str]:
         for i, step in enumerate(steps):
             where = kind if kind == "model" else f"{kind}.{i}"
             try:
-                REGISTRIES[kind].validate(step.name, step.params)
+                resolve_step(kind, step)
             except (UnknownPlugin, ParamError) as exc:
                 p.append(f"{where}: {exc}")
     if "input_shape" in s.model.params:
         p.append("model.params.input_shape is set from the preprocessed data; remove it")
     return p
+
+
+def _path_problems(data: DataSpec, model: ResolvedStep) -> list[str]:
+    """Files and folders the scenario reads that are not there (the synthetic cohort is
+    generated on first use, so its ``data.root`` need not exist)."""
+    p: list[str] = []
+    root = Path(data.root)
+    if data.source == "folder" and not root.is_dir():
+        p.append(f"{root}: data folder not found (data.root, data.source=folder)")
+    if data.source == "manifest" and not root.is_file():
+        p.append(f"{root}: manifest file not found (data.root, data.source=manifest)")
+    weights = model.params.get("weights")
+    if weights is not None and not Path(weights).expanduser().is_file():
+        p.append(f"{weights}: weights file not found (model.params.weights; nothing is "
+                 f"downloaded)")
+    return p
+
+
+def _shape_problems(chain: list[ResolvedStep], model: ResolvedStep) -> list[str]:
+    """The model's smallest input against the chain's output, when both are declared."""
+    shape = output_shape(chain)
+    smallest = min_input(model)
+    if shape is None or smallest is None or min(shape) >= smallest:
+        return []
+    return [f"model {model.name!r} needs every side of its input >= {smallest} voxels, but "
+            f"the preprocess chain gives {shape}: raise the resize shape (or the chain's last "
+            f"fixed-shape step) or choose another model"]
 
 
 def _label_problems(labels: dict[str, list[str]]) -> list[str]:
@@ -411,7 +469,8 @@ def _walk(data: Any, parts: list[str], key: str) -> Any:
         elif isinstance(data, dict) and part in data:
             data = data[part]
         else:
-            raise ScenarioError(f"override {key!r}: unknown key {part!r}")
+            known = list(data) if isinstance(data, dict) else []
+            raise ScenarioError(f"override {key!r}: unknown key {_unknown_key('', part, known)}")
     return data
 
 
@@ -425,7 +484,8 @@ def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
     elif isinstance(parent, dict):
         is_free = head and head[-1] in ("params", "labels")
         if last not in parent and not is_free:
-            raise ScenarioError(f"override {key!r}: unknown key {last!r}")
+            raise ScenarioError(f"override {key!r}: unknown key "
+                                f"{_unknown_key('', last, list(parent))}")
         parent[last] = value
     else:
         raise ScenarioError(f"override {key!r}: {'.'.join(head)} is not a section")
@@ -436,9 +496,8 @@ def _hint_for(s: Scenario, parts: list[str]) -> Any:
     obj: Any = s
     for i, part in enumerate(parts):
         if isinstance(obj, StepSpec) and part == "params" and i + 1 < len(parts):
-            kind = "model" if parts[0] == "model" else parts[0]
             try:
-                info = REGISTRIES[kind].describe(obj.name)
+                info = REGISTRIES[parts[0]].describe(obj.name)
             except UnknownPlugin:
                 return Any
             by_name = {p.name: p.annotation for p in info.params}
@@ -462,7 +521,7 @@ def _convert_for(s: Scenario, key: str, value: Any) -> Any:
     if hint is Any:
         return yaml.safe_load(value) if value.strip() else value
     try:
-        return _plain(coerce(hint, value))
+        return plain(coerce(hint, value))
     except ParamError as exc:
         raise ScenarioError(
             f"override {key}={value!r}: expected {describe_type(hint)} ({exc})"

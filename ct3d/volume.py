@@ -41,5 +41,8 @@ class Volume:
         return tuple(self.array.shape)
 
 
+Shape = tuple[int, int, int]
+"""A volume's (W, H, D) in voxels."""
+
 Step = Callable[[Volume], Volume]
 """A built preprocessing step: Volume in, Volume out."""

@@ -1,4 +1,5 @@
-"""Shared fixtures: small synthetic scenarios (ct3d generates its own test data)."""
+"""Shared fixtures: small synthetic scenarios (ct3d generates its own test data); the
+notebook cells that nbval collects are marked ``notebook``."""
 
 from __future__ import annotations
 
@@ -33,3 +34,10 @@ def tiny_scenario(root: Path, out: Path, **overrides: object) -> Scenario:
 def make_scenario() -> Callable[..., Scenario]:
     """``make_scenario(root, out, **dotted_overrides)``: see :func:`tiny_scenario`."""
     return tiny_scenario
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every cell of a notebook collected by nbval as ``notebook``."""
+    for item in items:
+        if item.path.suffix == ".ipynb":
+            item.add_marker(pytest.mark.notebook)

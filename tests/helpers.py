@@ -1,10 +1,13 @@
-"""Helpers shared by the preprocessing tests: a random volume with a real affine, and a
-check that a step keeps every voxel at its world position."""
+"""Helpers shared by the tests: a random volume with a real affine, a check that a step
+keeps every voxel at its world position, and one plugin step built by name."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
+from ct3d.registry import resolve_step
 from ct3d.volume import Volume
 
 
@@ -22,3 +25,8 @@ def same_world_values(before: Volume, after: Volume, voxels: np.ndarray) -> None
     old = np.rint(np.linalg.inv(before.affine) @ world)[:3].T.astype(int)
     np.testing.assert_allclose(after.array[tuple(voxels.T)], before.array[tuple(old.T)],
                                rtol=1e-6)
+
+
+def build_step(kind: str, name: str, **params: Any) -> Any:
+    """One registered step, resolved and built (a preprocessing or augmentation step)."""
+    return resolve_step(kind, {"name": name, "params": params}).build()

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import build_step
 
 import ct3d
 from ct3d.augment import build_augment
@@ -29,16 +30,16 @@ def _marker_batch(b: int = 3) -> np.ndarray:
 def test_flip_moves_the_marker() -> None:
     x = _marker_batch()
     for axis, where in ((0, (13, 5, 1)), (1, (2, 10, 1)), (2, (2, 5, 2))):
-        out = AUGMENTERS.create("flip", axes=[axis], prob=1.0)(tf.constant(x), SEED).numpy()
+        out = build_step("augment", "flip", axes=[axis], prob=1.0)(tf.constant(x), SEED).numpy()
         assert out[(slice(None), *where, 0)].tolist() == [1.0, 1.0, 1.0]
         assert out.sum() == 3.0
-    same = AUGMENTERS.create("flip", axes=[0, 1, 2], prob=0.0)(tf.constant(x), SEED).numpy()
+    same = build_step("augment", "flip", axes=[0, 1, 2], prob=0.0)(tf.constant(x), SEED).numpy()
     np.testing.assert_array_equal(same, x)
 
 
 def test_flip_is_per_scan_random_and_seeded() -> None:
     x = tf.constant(np.random.default_rng(0).random((32, 8, 8, 2, 1), np.float32))
-    flip = AUGMENTERS.create("flip", axes=[0], prob=0.5)
+    flip = build_step("augment", "flip", axes=[0], prob=0.5)
     out = flip(x, SEED).numpy()
     flipped = [np.array_equal(out[i], x.numpy()[i, ::-1]) for i in range(32)]
     assert 4 < sum(flipped) < 28
@@ -54,25 +55,25 @@ def test_rotate_by_90_is_a_quarter_turn_and_moves_the_marker() -> None:
 
 def test_rotate_range_values_and_determinism() -> None:
     x = tf.constant(np.random.default_rng(1).random((4, 20, 20, 3, 1), np.float32))
-    rot = AUGMENTERS.create("rotate", degrees=(-20, 20))
+    rot = build_step("augment", "rotate", degrees=(-20, 20))
     a, b = rot(x, SEED).numpy(), rot(x, SEED).numpy()
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, rot(x, tf.constant([1, 3], tf.int64)).numpy())
     assert 0.0 <= a.min() and a.max() <= 1.0
-    still = AUGMENTERS.create("rotate", degrees=(0, 0))(x, SEED).numpy()
+    still = build_step("augment", "rotate", degrees=(0, 0))(x, SEED).numpy()
     np.testing.assert_allclose(still, x.numpy(), atol=1e-6)
 
 
 def test_contrast_keeps_mean_and_range() -> None:
     x = tf.constant(np.random.default_rng(2).random((5, 8, 8, 4, 1), np.float32))
-    out = AUGMENTERS.create("contrast", low=0.5, high=1.0)(x, SEED).numpy()
+    out = build_step("augment", "contrast", low=0.5, high=1.0)(x, SEED).numpy()
     np.testing.assert_allclose(out.mean(axis=(1, 2, 3, 4)), x.numpy().mean(axis=(1, 2, 3, 4)),
                                atol=1e-5)
     assert out.min() >= 0.0 and out.max() <= 1.0
     spread = out.std(axis=(1, 2, 3, 4)) / x.numpy().std(axis=(1, 2, 3, 4))
     assert np.all((spread >= 0.5 - 1e-4) & (spread <= 1.0 + 1e-4))
     with pytest.raises(ValueError, match="0 <= low <= high"):
-        AUGMENTERS.create("contrast", low=1.0, high=0.5)
+        build_step("augment", "contrast", low=1.0, high=0.5)
 
 
 def test_chain_runs_inside_tf_data_and_is_seeded() -> None:
@@ -127,7 +128,7 @@ def test_zoom_by_1_is_identity_and_zoom_in_crops_zoom_out_pads() -> None:
     x = _random_batch((2, 16, 14, 3, 2))
     np.testing.assert_allclose(zoom_by(x, tf.constant([1.0, 1.0])).numpy(), x.numpy(),
                                atol=1e-5)
-    still = AUGMENTERS.create("zoom", scale=(1.0, 1.0))(x, SEED).numpy()
+    still = build_step("augment", "zoom", scale=(1.0, 1.0))(x, SEED).numpy()
     np.testing.assert_allclose(still, x.numpy(), atol=1e-5)
     ones = tf.ones((2, 16, 16, 2, 1))
     cropped = zoom_by(ones, tf.constant([2.0, 1.3]), fill_value=-1.0).numpy()
@@ -142,14 +143,14 @@ def test_zoom_by_1_is_identity_and_zoom_in_crops_zoom_out_pads() -> None:
 def test_zoom_draws_one_factor_per_scan_in_range() -> None:
     x = np.zeros((16, 17, 17, 1, 1), np.float32)
     x[:, 12, 8, 0, 0] = 1.0  # offset +4 along W from the centre (8, 8)
-    out = AUGMENTERS.create("zoom", scale=(1.5, 2.0))(tf.constant(x), SEED).numpy()
+    out = build_step("augment", "zoom", scale=(1.5, 2.0))(tf.constant(x), SEED).numpy()
     rows = out[:, :, 8, 0, 0].argmax(axis=1) - 8
     assert np.all((rows >= 6) & (rows <= 8)) and len(set(rows.tolist())) > 1
 
 
 def test_brightness_shifts_each_scan_by_one_delta_in_range() -> None:
     x = _random_batch((16, 8, 8, 4, 1))
-    out = AUGMENTERS.create("brightness", delta=(-0.1, 0.1))(x, SEED).numpy()
+    out = build_step("augment", "brightness", delta=(-0.1, 0.1))(x, SEED).numpy()
     shift = out - x.numpy()
     per_scan = shift.mean(axis=(1, 2, 3, 4))
     np.testing.assert_allclose(shift - per_scan[:, None, None, None, None], 0.0, atol=1e-6)
@@ -160,7 +161,7 @@ def test_brightness_shifts_each_scan_by_one_delta_in_range() -> None:
 
 def test_gamma_keeps_unit_range_and_draws_one_power_per_scan() -> None:
     x = tf.constant(np.random.default_rng(5).uniform(-0.5, 1.5, (16, 8, 8, 4, 1)), tf.float32)
-    out = AUGMENTERS.create("gamma", gamma=(0.8, 1.25))(x, SEED).numpy()
+    out = build_step("augment", "gamma", gamma=(0.8, 1.25))(x, SEED).numpy()
     assert out.min() >= 0.0 and out.max() <= 1.0
     clipped = np.clip(x.numpy(), 0.0, 1.0)
     inside = (clipped > 0.05) & (clipped < 0.95)
@@ -174,14 +175,14 @@ def test_gamma_keeps_unit_range_and_draws_one_power_per_scan() -> None:
 
 def test_gaussian_noise_has_the_requested_std() -> None:
     x = _random_batch((8, 32, 32, 16, 1))
-    noise = AUGMENTERS.create("gaussian_noise", std=0.05)(x, SEED).numpy() - x.numpy()
+    noise = build_step("augment", "gaussian_noise", std=0.05)(x, SEED).numpy() - x.numpy()
     assert noise.std() == pytest.approx(0.05, rel=0.02)
     assert abs(noise.mean()) < 0.002
 
 
 @pytest.mark.parametrize("name", BUILTINS)
 def test_same_seed_same_output_other_seed_other_output(name: str) -> None:
-    step = AUGMENTERS.create(name)
+    step = build_step("augment", name)
     x = _random_batch()
     first = step(x, SEED).numpy()
     np.testing.assert_array_equal(first, step(x, SEED).numpy())
@@ -191,9 +192,9 @@ def test_same_seed_same_output_other_seed_other_output(name: str) -> None:
 @pytest.mark.parametrize("name", BUILTINS)
 def test_prob_0_is_identity_and_prob_1_changes_every_scan(name: str) -> None:
     x = _random_batch()
-    never = AUGMENTERS.create(name, **STRONG[name], prob=0.0)(x, SEED).numpy()
+    never = build_step("augment", name, **STRONG[name], prob=0.0)(x, SEED).numpy()
     np.testing.assert_array_equal(never, x.numpy())
-    always = AUGMENTERS.create(name, **STRONG[name], prob=1.0)(x, SEED).numpy()
+    always = build_step("augment", name, **STRONG[name], prob=1.0)(x, SEED).numpy()
     assert all(_changed_per_scan(always, x.numpy()))
 
 
@@ -201,8 +202,8 @@ def test_prob_0_is_identity_and_prob_1_changes_every_scan(name: str) -> None:
                                   "zoom"])
 def test_prob_is_drawn_per_scan_and_keeps_the_parameter_draw(name: str) -> None:
     x = _random_batch((32, 8, 8, 2, 1))
-    some = AUGMENTERS.create(name, **STRONG[name], prob=0.5)(x, SEED).numpy()
-    always = AUGMENTERS.create(name, **STRONG[name], prob=1.0)(x, SEED).numpy()
+    some = build_step("augment", name, **STRONG[name], prob=0.5)(x, SEED).numpy()
+    always = build_step("augment", name, **STRONG[name], prob=1.0)(x, SEED).numpy()
     changed = _changed_per_scan(some, x.numpy())
     assert 6 < sum(changed) < 26
     np.testing.assert_array_equal(some[changed], always[changed])
@@ -222,12 +223,12 @@ def test_bad_parameters_are_rejected_with_the_received_values(
     name: str, params: dict[str, object], message: str
 ) -> None:
     with pytest.raises(ValueError, match=message):
-        AUGMENTERS.create(name, **params)
+        build_step("augment", name, **params)
 
 
 @pytest.mark.parametrize("name", BUILTINS)
 def test_every_augmenter_runs_in_tf_function_and_tf_data_like_eager(name: str) -> None:
-    step = AUGMENTERS.create(name)
+    step = build_step("augment", name)
     x = _random_batch((4, 12, 10, 3, 1))
     eager = step(x, SEED).numpy()
     spec = (tf.TensorSpec([None, None, None, None, 1]), tf.TensorSpec([2], tf.int64))

@@ -16,10 +16,10 @@ from ct3d.data.cache import Cache, PreprocessError, npy_layout
 from ct3d.data.dataset import Scan
 from ct3d.data.pipeline import PipelineError, eval_dataset, input_shape, training_dataset
 from ct3d.data.synthetic import generate_cohort
+from ct3d.engine import run
 from ct3d.io import read_volume
-from ct3d.preprocess import apply_chain, build_chain
+from ct3d.preprocess import build_preprocess
 from ct3d.scenario import Scenario
-from ct3d.train import run
 
 CHAIN = [{"name": "hu_window", "params": {}}, {"name": "resize", "params": {"shape": [24, 20, 8]}}]
 
@@ -38,7 +38,7 @@ def test_fill_computes_then_reuses_and_stores_the_chain_output(
     assert (first.computed, first.reused, first.failures) == (6, 0, {})
     again = Cache(tmp_path / "cache", CHAIN).fill(scans, progress=False)
     assert (again.computed, again.reused) == (0, 6) and again.paths == first.paths
-    expected = apply_chain(read_volume(scans[0].path), build_chain(CHAIN)).array
+    expected = build_preprocess(CHAIN)(read_volume(scans[0].path)).array
     cached = np.load(first.paths[0], mmap_mode="r")
     assert isinstance(cached, np.memmap) and cached.dtype == np.float32
     np.testing.assert_array_equal(cached, expected)
@@ -164,6 +164,7 @@ def test_cli_preprocess_fills_then_reuses(tmp_path: Path, capsys: pytest.Capture
     assert "0 computed, 6 reused, 0 failed" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_training_skips_and_reports_an_unreadable_scan(
     cohort_root: Path, tmp_path: Path, make_scenario  # noqa: ANN001
 ) -> None:
@@ -181,4 +182,4 @@ def test_training_skips_and_reports_an_unreadable_scan(
     split = (tmp_path / "run" / "split.csv").read_text()
     assert "study_0099.nii.gz" in split and "not gzip-compressed" in split
     with pytest.raises(PreprocessError, match="study_0099.nii.gz"):
-        run(s.with_overrides({"data.strict": True}), verbose=0)
+        run(s.with_overrides({"data.strict": True}), verbose=0, force=True)

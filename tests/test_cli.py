@@ -54,6 +54,7 @@ def test_synth_writes_the_mosmed_layout(tmp_path: Path, capsys: pytest.CaptureFi
     assert "wrote 3 scans" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_train_with_sets_and_out(
     tmp_path: Path, cohort_root: Path, make_scenario, capsys: pytest.CaptureFixture  # noqa: ANN001
 ) -> None:
@@ -95,6 +96,7 @@ def test_parse_sets_keeps_equals_in_values() -> None:
                                                                 "train.epochs": "3"}
 
 
+@pytest.mark.slow
 def test_demo_runs_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", "--out", str(tmp_path), "--epochs", "1"]) == 0
     out = capsys.readouterr().out

@@ -1,4 +1,4 @@
-"""Tests for ct3d.dicom: DICOM CT series read like the equivalent NIfTI, and bad series refused
+"""Tests for ct3d.io.dicom: DICOM CT series read like the equivalent NIfTI, and bad series refused
 or repaired with a clear message. Every series is generated here with pydicom."""
 
 from __future__ import annotations
@@ -23,16 +23,18 @@ from pydicom.uid import (
     generate_uid,
 )
 
-from ct3d.dicom import (
+from ct3d.inference import expand_paths
+from ct3d.io import (
     DicomWarning,
+    ScanError,
     SeriesInfo,
     is_dicom_file,
     is_series_folder,
     list_series,
     read_dicom_series,
+    read_volume,
+    write_volume,
 )
-from ct3d.inference import expand_paths
-from ct3d.io import ScanError, read_volume, write_volume
 from ct3d.volume import Volume
 
 SHAPE = (6, 5, 8)

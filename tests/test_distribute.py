@@ -2,7 +2,8 @@
 training on 2 logical CPUs (``mirrored``) and on 2 local worker processes (``multi_worker``)
 compared with one device.
 
-The distributed runs happen in subprocesses (the logical CPU split and the multi-worker
+Every test sets up what it uses (no test relies on another having run first). The
+distributed runs happen in subprocesses (the logical CPU split and the multi-worker
 strategy must be set up before TensorFlow starts, and this process has started it). They
 train with SGD and without dropout so that their numbers can be compared with one device:
 dropout masks are drawn per replica, and Adam turns the rounding noise of gradients that
@@ -29,10 +30,11 @@ import pytest
 import tensorflow as tf
 
 import ct3d
-from ct3d import devices
 from ct3d.data import pipeline
+from ct3d.engine import devices, run
+from ct3d.engine.fit import check_batch, compiled_model
+from ct3d.engine.state import EpochState
 from ct3d.scenario import Scenario
-from ct3d.train import EpochState, _build_model, _check_batch, run
 
 # Replicas see other batch sizes, so every sum runs in another order: float32 rounding,
 # which the BatchNormalization backward pass amplifies (it subtracts nearly equal means).
@@ -108,6 +110,7 @@ def single_device(
     return out
 
 
+@pytest.mark.slow
 def test_mirrored_on_two_logical_cpus_trains_like_one_device(
     cohort_root: Path, tmp_path: Path, make_scenario: Callable[..., Scenario],
     single_device: Path,
@@ -126,6 +129,7 @@ def test_mirrored_on_two_logical_cpus_trains_like_one_device(
     _assert_same_training(out, single_device)
 
 
+@pytest.mark.multiworker
 def test_two_workers_train_like_one_device_and_only_the_chief_writes(
     cohort_root: Path, tmp_path: Path, make_scenario: Callable[..., Scenario],
     single_device: Path,
@@ -173,14 +177,15 @@ def _fake_strategy(task_type: str, task_id: int, replicas: int = 1,
 
 def test_first_batch_must_split_evenly_between_workers() -> None:
     two = ["127.0.0.1:1", "127.0.0.1:2"]
-    _check_batch(4, _fake_strategy("worker", 0, 2, worker=two))
+    check_batch(4, _fake_strategy("worker", 0, 2, worker=two))
     with pytest.raises(devices.DeviceError, match=r"first training batch \(3 scans.*multiple "
                                                   r"of the 2 replicas; with train.strategy"):
-        _check_batch(3, _fake_strategy("worker", 1, 2, worker=two))
+        check_batch(3, _fake_strategy("worker", 1, 2, worker=two))
     with pytest.warns(UserWarning, match="2 replicas: the replicas get unequal parts"):
-        _check_batch(3, SimpleNamespace(num_replicas_in_sync=2))
+        check_batch(3, SimpleNamespace(num_replicas_in_sync=2))
 
 
+@pytest.mark.slow
 def test_mixed_bfloat16_trains_saves_resumes_and_predicts_in_float32(
     cohort_root: Path, tmp_path: Path, make_scenario: Callable[..., Scenario],
 ) -> None:
@@ -218,7 +223,7 @@ def test_mixed_float16_and_xla_are_compiled_in_and_resume_with_loss_scaling(
     tf.config.experimental.enable_op_determinism()  # as any deterministic run leaves it
     jit_dropped = "doesn't support `jit_compile=True`"
     with pytest.warns(UserWarning, match=jit_dropped):
-        model = _build_model(s, (46, 46, 46), classes=2, steps=2)
+        model = compiled_model(s, (46, 46, 46), classes=2, steps=2)
     assert keras.config.dtype_policy().name == "float32"
     assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
     # Compiled asking for XLA, which Keras drops under op determinism (hence the rule that
@@ -244,7 +249,7 @@ def test_mixed_float16_and_xla_are_compiled_in_and_resume_with_loss_scaling(
     assert loaded.get_layer("block2_conv").compute_dtype == "float16"
     assert keras.config.dtype_policy().name == "float32"
 
-    plain = _build_model(Scenario.preset("quick"), (46, 46, 46), classes=3, steps=2)
+    plain = compiled_model(Scenario.preset("quick"), (46, 46, 46), classes=3, steps=2)
     assert not isinstance(plain.optimizer, keras.optimizers.LossScaleOptimizer)
     assert plain.get_compile_config()["jit_compile"] is False and plain.jit_compile is False
     assert plain.get_layer("block1_conv").compute_dtype == "float32"
@@ -310,9 +315,10 @@ def test_dtype_policy_is_restored_after_an_error() -> None:
 
 
 def test_datasets_shard_by_data_in_a_fixed_order(
-    cohort_root: Path, single_device: Path,
+    cohort_root: Path, tmp_path: Path, make_scenario: Callable[..., Scenario],
 ) -> None:
-    paths = sorted(str(p) for p in (cohort_root / "cache").rglob("*.npy"))[:5]
+    scenario = make_scenario(cohort_root, tmp_path / "unused", **{"data.cache": str(tmp_path)})
+    paths = [str(p) for p in ct3d.preprocess_cache(scenario, verbose=0).paths[:5]]
     train = pipeline.training_dataset(paths, [0.0] * 5, 2, seed=0, augment=None, epochs=1)
     evaluation = pipeline.eval_dataset(paths, [0.0] * 5, 2)
     for ds in (train, evaluation):

@@ -15,14 +15,13 @@ from sklearn.metrics import roc_auc_score
 from ct3d.evaluate import (
     CI_KEYS,
     METRIC_KEYS,
-    _resample_metrics,
     binary_metrics,
     bootstrap_ci,
     calibration,
     evaluate_predictions,
-    format_table,
     mean_std,
     multiclass_metrics,
+    resample_metrics,
     roc_points,
     youden_threshold,
 )
@@ -45,14 +44,6 @@ def test_metrics_from_counts_not_normalized_matrix() -> None:
     expected_loss = -sum(math.log(q if t else 1 - q) for t, q in zip(y, p, strict=True)) / 8
     assert m["loss"] == pytest.approx(expected_loss)
     assert m["n"] == 8
-
-
-def test_single_class_has_no_auc_and_table_shows_dash() -> None:
-    m = binary_metrics([1, 1, 1], [0.2, 0.6, 0.9])
-    assert m["auc"] is None and m["confusion_matrix"] == [[0, 0], [1, 2]]
-    table = format_table({"test": m})
-    assert "test confusion matrix (rows = true 0/1): [[0 0] [1 2]]" in table
-    assert table.splitlines()[1].split()[7] == "-"
 
 
 def test_bad_input() -> None:
@@ -125,7 +116,7 @@ def test_resample_metrics_match_sklearn() -> None:
     # Cross-check of the vectorised arithmetic (ties in p included) on explicit resamples.
     y, p = _realistic(n=60)
     counts = np.random.default_rng(0).multinomial(60, np.full(60, 1 / 60), size=5)
-    got = _resample_metrics(counts, y, p, 0.5)
+    got = resample_metrics(counts, y, p, 0.5)
     for b, c in enumerate(counts):
         ys, ps = np.repeat(y, c), np.repeat(p, c)
         m = binary_metrics(ys, ps)
@@ -290,16 +281,3 @@ def test_mean_std_across_folds() -> None:
     assert summary["n"] == pytest.approx((20.0, 10.0))
     folds_metrics = [binary_metrics(*_realistic(n=40, seed=s)) for s in range(3)]
     assert set(mean_std(folds_metrics)) >= set(METRIC_KEYS)
-
-
-def test_format_table_shows_multiclass_parts() -> None:
-    parts = {"val": binary_metrics([0, 1], [0.2, 0.9]), "test": multiclass_metrics(Y3, P3)}
-    lines = format_table(parts).splitlines()
-    assert lines[0].split() == ["part", "n", *METRIC_KEYS]
-    assert lines[2].split() == ["part", "n", "accuracy", "macro_f1", "macro_auc"]
-    assert lines[3].split()[:4] == ["test", "10", "0.7000", f"{25 / 36:.4f}"]
-    assert "val confusion matrix (rows = true 0/1): [[1 0] [0 1]]" in lines
-    assert lines[-4:] == [
-        "test confusion matrix (rows = true 0/1/2):",
-        f"  {'0':>12}: [2, 1, 0]", f"  {'1':>12}: [0, 2, 1]", f"  {'2':>12}: [1, 0, 3]",
-    ]

@@ -6,14 +6,13 @@ import re
 
 import numpy as np
 import pytest
-from helpers import random_volume, same_world_values
+from helpers import build_step, random_volume, same_world_values
 from scipy import ndimage
 
 from ct3d.data.synthetic import Phantom, Tissue, generate_scan, render_phantom
-from ct3d.preprocess import apply_chain, build_chain
+from ct3d.preprocess import build_preprocess
 from ct3d.preprocess.intensity import standardize
 from ct3d.preprocess.lung import body_mask, lung_mask
-from ct3d.registry import PREPROCESSORS
 from ct3d.volume import Volume
 
 
@@ -60,12 +59,12 @@ def _attached_hollow_table(phantom: Phantom) -> tuple[Volume, int]:
 
 def test_slice_trim_replace_copies_the_neighbouring_slices() -> None:
     v = random_volume((10, 8, 12))
-    out = PREPROCESSORS.create("slice_trim", head=3, tail=2)(v)
+    out = build_step("preprocess", "slice_trim", head=3, tail=2)(v)
     order = [3, 4, 5, 3, 4, 5, 6, 7, 8, 9, 8, 9]
     np.testing.assert_array_equal(out.array, v.array[..., order])
     np.testing.assert_array_equal(out.affine, v.affine)
     assert out.spacing == v.spacing and out.array is not v.array
-    default = PREPROCESSORS.create("slice_trim")
+    default = build_step("preprocess", "slice_trim")
     tall = random_volume((4, 4, 32))
     expected = tall.array[..., [*range(12, 24), *range(12, 24), *range(16, 24)]]
     np.testing.assert_array_equal(default(tall).array, expected)
@@ -75,14 +74,14 @@ def test_slice_trim_replace_copies_the_neighbouring_slices() -> None:
 
 def test_slice_trim_crop_drops_slices_and_moves_the_affine() -> None:
     v = random_volume((10, 8, 12))
-    out = PREPROCESSORS.create("slice_trim", mode="crop", head=3, tail=2)(v)
+    out = build_step("preprocess", "slice_trim", mode="crop", head=3, tail=2)(v)
     np.testing.assert_array_equal(out.array, v.array[..., 3:10])
     np.testing.assert_allclose(out.affine[:3, 3], v.affine[:3, 3] + [0, 0, 15.0])
     same_world_values(v, out, np.array([[0, 0, 0], [9, 7, 6], [4, 2, 3]]))
     with pytest.raises(ValueError, match=re.escape("test has shape (10, 8, 12)")):
-        PREPROCESSORS.create("slice_trim", mode="crop", head=6, tail=6)(v)
+        build_step("preprocess", "slice_trim", mode="crop", head=6, tail=6)(v)
     with pytest.raises(ValueError, match="received mode='crop', head=-1, tail=8"):
-        PREPROCESSORS.create("slice_trim", mode="crop", head=-1)
+        build_step("preprocess", "slice_trim", mode="crop", head=-1)
 
 
 # resample
@@ -96,7 +95,7 @@ def test_resample_keeps_a_linear_ramp_in_world_coordinates() -> None:
     world = grid @ affine[:3, :3].T + affine[:3, 3]
     ramp = (world @ [1.0, -2.0, 0.5] + 3.0).astype(np.float32)
     v = Volume(ramp, (0.7, 0.8, 5.0), affine, "ramp")
-    out = PREPROCESSORS.create("resample", spacing=(1.5, 0.5, 2.0))(v)
+    out = build_step("preprocess", "resample", spacing=(1.5, 0.5, 2.0))(v)
     assert out.shape == (9, 27, 22) and out.array.dtype == np.float32
     assert out.spacing == (1.5, 0.5, 2.0)
     np.testing.assert_allclose(np.linalg.norm(out.affine[:3, :3], axis=0), out.spacing)
@@ -113,11 +112,11 @@ def test_resample_keeps_a_linear_ramp_in_world_coordinates() -> None:
 
 def test_resample_to_the_same_spacing_is_the_identity_and_checks_parameters() -> None:
     v = random_volume((10, 8, 12))
-    out = PREPROCESSORS.create("resample", spacing=v.spacing, order=3)(v)
+    out = build_step("preprocess", "resample", spacing=v.spacing, order=3)(v)
     np.testing.assert_allclose(out.array, v.array, atol=1e-3)
     np.testing.assert_allclose(out.affine, v.affine)
     with pytest.raises(ValueError, match=r"received spacing=\(1.0, 0.0, 1.0\), order=1"):
-        PREPROCESSORS.create("resample", spacing=(1.0, 0.0, 1.0))
+        build_step("preprocess", "resample", spacing=(1.0, 0.0, 1.0))
 
 
 # lung segmentation and lung_crop
@@ -128,7 +127,7 @@ def test_resample_to_the_same_spacing_is_the_identity_and_checks_parameters() ->
 def test_lung_crop_keeps_the_lungs_in_a_much_smaller_box(padding: float | None, seed: int) -> None:
     phantom = render_phantom(seed, abnormal=True)
     v = phantom.volume if padding is None else _padded(phantom, padding)
-    out = PREPROCESSORS.create("lung_crop")(v)
+    out = build_step("preprocess", "lung_crop")(v)
     box = _crop_box(v, out)
     assert phantom.lungs[box].sum() >= 0.99 * phantom.lungs.sum()
     assert out.array.size < 0.5 * v.array.size
@@ -139,7 +138,7 @@ def test_lung_crop_keeps_the_lungs_in_a_much_smaller_box(padding: float | None, 
 def test_lung_crop_does_not_depend_on_the_memory_order() -> None:
     v = render_phantom(8, abnormal=True).volume
     fortran = v.replace(array=np.asfortranarray(v.array))
-    crop = PREPROCESSORS.create("lung_crop")
+    crop = build_step("preprocess", "lung_crop")
     np.testing.assert_array_equal(crop(fortran).array, crop(v).array)
     np.testing.assert_array_equal(lung_mask(fortran), lung_mask(v))
 
@@ -147,7 +146,7 @@ def test_lung_crop_does_not_depend_on_the_memory_order() -> None:
 def test_lung_crop_on_a_mosmed_size_scan() -> None:
     phantom = render_phantom(2, abnormal=True, preset="mosmed")
     v = _padded(phantom, -2048.0)
-    out = PREPROCESSORS.create("lung_crop", margin_mm=5.0)(v)
+    out = build_step("preprocess", "lung_crop", margin_mm=5.0)(v)
     assert phantom.lungs[_crop_box(v, out)].sum() >= 0.99 * phantom.lungs.sum()
     assert out.array.size < 0.4 * v.array.size
 
@@ -165,7 +164,7 @@ def test_air_between_body_and_table_is_not_lung() -> None:
     found = lung_mask(v)
     assert not found[:, :body_bottom].any()
     assert _dice(found, phantom.lungs) >= 0.9
-    assert _crop_box(v, PREPROCESSORS.create("lung_crop")(v))[1].start >= body_bottom
+    assert _crop_box(v, build_step("preprocess", "lung_crop")(v))[1].start >= body_bottom
     assert not body_mask(v)[:, :body_bottom - 3].any()  # the box's air and lower plate
 
 
@@ -184,7 +183,7 @@ def test_lung_crop_without_lungs_warns_and_returns_the_volume(fill: float) -> No
     array = (fill + 20 * rng.standard_normal((64, 64, 20))).astype(np.float32)
     v = Volume(array, (2.5, 2.5, 10.0), np.diag([2.5, 2.5, 10.0, 1.0]), "scan/no-lungs.nii.gz")
     with pytest.warns(UserWarning, match="no lungs found in scan/no-lungs.nii.gz"):
-        out = PREPROCESSORS.create("lung_crop")(v)
+        out = build_step("preprocess", "lung_crop")(v)
     assert out is v
     np.testing.assert_array_equal(out.array, array)
     assert not lung_mask(v).any()
@@ -192,11 +191,11 @@ def test_lung_crop_without_lungs_warns_and_returns_the_volume(fill: float) -> No
 
 def test_lung_plugins_check_their_parameters() -> None:
     with pytest.raises(ValueError, match="received margin_mm=-1.0"):
-        PREPROCESSORS.create("lung_crop", margin_mm=-1)
+        build_step("preprocess", "lung_crop", margin_mm=-1)
     with pytest.raises(ValueError, match="received threshold_hu=-2000.0"):
-        PREPROCESSORS.create("lung_crop", threshold_hu=-2000)
+        build_step("preprocess", "lung_crop", threshold_hu=-2000)
     with pytest.raises(ValueError, match="received threshold_hu=100.0"):
-        PREPROCESSORS.create("standardize", region="lungs", threshold_hu=100)
+        build_step("preprocess", "standardize", region="lungs", threshold_hu=100)
 
 
 # standardize
@@ -206,7 +205,7 @@ def test_lung_plugins_check_their_parameters() -> None:
 def test_standardize_gives_zero_mean_unit_std_over_the_region(region: str) -> None:
     phantom = render_phantom(7, abnormal=True)
     v = phantom.volume
-    out = PREPROCESSORS.create("standardize", region=region)(v)
+    out = build_step("preprocess", "standardize", region=region)(v)
     assert out.array.dtype == np.float32 and out.shape == v.shape
     mask = {"volume": np.ones(v.shape, bool), "body": body_mask(v), "lungs": lung_mask(v)}[region]
     assert mask.sum() > 0.03 * mask.size
@@ -219,9 +218,9 @@ def test_standardize_gives_zero_mean_unit_std_over_the_region(region: str) -> No
 def test_standardize_rejects_a_constant_or_empty_region() -> None:
     v = Volume(np.full((8, 8, 4), 40.0, np.float32), (1.0, 1.0, 1.0), np.eye(4), "flat.nii")
     with pytest.raises(ValueError, match="flat.nii has 256 voxels in region 'volume'"):
-        PREPROCESSORS.create("standardize")(v)
+        build_step("preprocess", "standardize")(v)
     with pytest.raises(ValueError, match="flat.nii has 0 voxels in region 'lungs'"):
-        PREPROCESSORS.create("standardize", region="lungs")(v)
+        build_step("preprocess", "standardize", region="lungs")(v)
     with pytest.raises(ValueError, match="received region='skin'"):
         standardize(region="skin")  # type: ignore[arg-type]
 
@@ -231,15 +230,14 @@ def test_standardize_rejects_a_constant_or_empty_region() -> None:
 
 def test_keras_example_matches_the_reference_scipy_preprocessing() -> None:
     volume, _ = generate_scan(3, abnormal=True, preset="quick")
-    ours = apply_chain(volume, build_chain([{"name": "keras_example", "params": {}}]))
+    ours = build_preprocess([{"name": "keras_example", "params": {}}])(volume)
     ref = (np.clip(volume.array, -1000.0, 400.0) + 1000.0) / 1400.0
     ref = ndimage.rotate(ref, 90, reshape=False)
     ref = ndimage.zoom(ref, np.array((128, 128, 64)) / np.array(ref.shape), order=1)
     assert ours.shape == (128, 128, 64) and ours.array.dtype == np.float32
     np.testing.assert_allclose(ours.array, ref, atol=1e-5)
-    steps = build_chain([{"name": "hu_window", "params": {}}, {"name": "rotate90", "params": {}},
-                         {"name": "resize", "params": {}}])
-    np.testing.assert_array_equal(ours.array, apply_chain(volume, steps).array)
-    np.testing.assert_allclose(ours.affine, apply_chain(volume, steps).affine)
+    steps = build_preprocess(["hu_window", "rotate90", "resize"])
+    np.testing.assert_array_equal(ours.array, steps(volume).array)
+    np.testing.assert_allclose(ours.affine, steps(volume).affine)
     with pytest.raises(ValueError, match="received low=0.0, high=0.0"):
-        PREPROCESSORS.create("keras_example", low=0, high=0)
+        build_step("preprocess", "keras_example", low=0, high=0)

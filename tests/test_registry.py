@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import ct3d
 from ct3d.params import ParamError
-from ct3d.registry import PREPROCESSORS, PluginError, Registry, UnknownPlugin
+from ct3d.registry import PREPROCESSORS, PluginError, Registry, UnknownPlugin, resolve_step
 
 
 def test_builtin_plugins_are_listed_sorted_with_patterns() -> None:
@@ -49,21 +51,52 @@ def test_describe_comes_from_signature_and_docstring() -> None:
 def test_bad_parameters_name_plugin_parameter_and_type() -> None:
     with pytest.raises(ParamError, match="preprocess plugin 'hu_window' has no parameter "
                                          "'hgh'; parameters: low, high"):
-        PREPROCESSORS.validate("hu_window", {"hgh": 3})
+        PREPROCESSORS.resolve("hu_window", {"hgh": 3})
     with pytest.raises(ParamError, match=r"preprocess plugin 'resize', parameter 'shape': "
                                          r"expected tuple\[int, int, int\], got \[1, 2\]"):
-        PREPROCESSORS.validate("resize", {"shape": [1, 2]})
+        PREPROCESSORS.resolve("resize", {"shape": [1, 2]})
     with pytest.raises(ParamError, match="parameter 'low': expected float, got 'cold'"):
-        PREPROCESSORS.validate("hu_window", {"low": "cold"})
+        PREPROCESSORS.resolve("hu_window", {"low": "cold"})
     with pytest.raises(ParamError, match="parameter 'k': expected int, got True"):
-        PREPROCESSORS.validate("rotate90", {"k": True})
+        PREPROCESSORS.resolve("rotate90", {"k": True})
 
 
-def test_validate_converts_by_type_hint_and_none_means_default() -> None:
-    assert PREPROCESSORS.validate("resize", {"shape": [8, 8, 4], "order": None}) == {
-        "shape": (8, 8, 4)}
-    assert PREPROCESSORS.validate("hu_window", {"low": -900, "high": "1e2"}) == {
+def test_resolve_converts_by_type_hint_fills_defaults_and_none_means_default() -> None:
+    resize = PREPROCESSORS.resolve("resize", {"shape": [8, 8, 4], "order": None})
+    assert resize.params == {"shape": (8, 8, 4), "order": 1}
+    assert PREPROCESSORS.resolve("hu_window", {"low": -900, "high": "1e2"}).params == {
         "low": -900.0, "high": 100.0}
+
+
+def test_a_resolved_step_reads_like_its_call_and_round_trips() -> None:
+    step = resolve_step("preprocess", {"name": "resize", "params": {"shape": [8, 8, 4]}})
+    assert repr(step) == "resize(shape=(8, 8, 4), order=1)"
+    assert step.to_dict() == {"name": "resize", "params": {"shape": [8, 8, 4], "order": 1}}
+    assert resolve_step("preprocess", step.to_dict()) == step
+    assert resolve_step("preprocess", step) is step  # resolved once, not checked again
+    assert resolve_step("preprocess", "resize") == PREPROCESSORS.resolve("resize")
+    assert pickle.loads(pickle.dumps(step)) == step  # what the preprocessing workers get
+    assert step.build()(ct3d.Volume(np.zeros((2, 2, 2), np.float32), (1.0, 1.0, 1.0),
+                                    np.eye(4), "x")).shape == (8, 8, 4)
+    assert repr(ct3d.build_augment(["flip", {"name": "gamma", "params": {"prob": 1}}])) == (
+        "AugmentChain(flip(axes=(0, 1), prob=0.5), gamma(gamma=(0.8, 1.25), prob=1.0))")
+    with pytest.raises(PluginError, match=r"resize\(.*\) is a step of the preprocess registry, "
+                                          r"not of augment"):
+        resolve_step("augment", step)
+    with pytest.raises(ParamError, match=r"a model step is \{'name': ..., 'params'"):
+        resolve_step("model", {"nme": "resnet3d"})
+    with pytest.raises(UnknownPlugin, match="did you mean 'resnet3d'"):
+        ct3d.build_model("resnet3", input_shape=(32, 32, 32, 1))
+
+
+def test_declarations_are_checked_at_registration() -> None:
+    reg = Registry("test", "ct3d.test-none", declarations=frozenset({"output_shape"}))
+    with pytest.raises(PluginError, match="unknown declaration\\(s\\) min_input; a test "
+                                          "plugin may declare: output_shape"):
+        reg.register("x", min_input=lambda p: 1)
+    assert PREPROCESSORS.describe("lung_crop").declared == {}  # its output depends on the scan
+    assert set(PREPROCESSORS.describe("resize").declared) == {"output_shape"}
+    assert set(ct3d.MODELS.describe("densenet3d").declared) == {"min_input"}
 
 
 def test_decorator_returns_the_function_and_checks_the_contract() -> None:
@@ -75,7 +108,7 @@ def test_decorator_returns_the_function_and_checks_the_contract() -> None:
         return factor * 2
 
     assert double(factor=3.0) == 6.0
-    assert reg.create("double", factor=1) == 2.0
+    assert reg.resolve("double", {"factor": 1}).build() == 2.0
     with pytest.raises(PluginError, match=r"\*args/\*\*kwargs are not allowed"):
         reg.register("bad")(lambda **kw: kw)
     with pytest.raises(PluginError, match="parameter 'x' needs a default"):
@@ -122,15 +155,14 @@ CHECK = '''
 import json, warnings
 import numpy as np
 import ct3d
-from ct3d.preprocess import apply_chain, build_chain
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
     names = ct3d.list_plugins("preprocess")
-chain = build_chain([{"name": "invert", "params": {"top": 2}}])
+chain = ct3d.build_preprocess([{"name": "invert", "params": {"top": 2}}])
 v = ct3d.Volume(np.ones((2, 2, 2), np.float32), (1.0, 1.0, 1.0), np.eye(4), "x")
 s = ct3d.Scenario.preset("quick").with_overrides({"preprocess.1": {"name": "invert"}})
 s.validate()
-print(json.dumps({"names": names, "value": float(apply_chain(v, chain).array[0, 0, 0]),
+print(json.dumps({"names": names, "value": float(chain(v).array[0, 0, 0]),
                   "warnings": [str(w.message) for w in caught],
                   "errors": ct3d.PREPROCESSORS.load_errors}))
 '''

@@ -8,6 +8,7 @@ skips and lists bad scans, and a property-based test over random files.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import gzip
 import math
 import re
@@ -26,23 +27,19 @@ from scipy import ndimage
 
 from ct3d.data.sources import load_scans
 from ct3d.data.synthetic import DIFFICULTIES, PRESETS, Phantom, Tissue, render_phantom
+from ct3d.engine import run
 from ct3d.io import MAX_VOXELS, ScanError, read_volume, write_volume
-from ct3d.preprocess import apply_chain, build_chain
+from ct3d.preprocess import build_preprocess
 from ct3d.preprocess.geometry import resize, slice_trim
 from ct3d.preprocess.intensity import standardize
 from ct3d.preprocess.lung import body_mask, lung_crop, lung_mask
 from ct3d.scenario import Scenario
-from ct3d.train import run
 from ct3d.volume import Volume
 
 SMALL = (8, 8, 6)
 QUICK_CHAIN = Scenario.preset("quick").with_overrides(
     {"preprocess.2.params.shape": list(SMALL)}).preprocess
 THESIS_CHAIN = Scenario.preset("thesis").preprocess
-
-
-def _chain(specs: list) -> list:
-    return build_chain([{"name": s.name, "params": s.params} for s in specs])
 
 
 def write_raw(
@@ -196,10 +193,10 @@ def test_fov_padding_does_not_change_masks_crops_or_statistics(tmp_path: Path, s
     for region in ("body", "lungs"):
         assert np.array_equal(standardize(region)(read).array[inside],
                               standardize(region)(plain).array[inside]), region
-    thesis = _chain(THESIS_CHAIN[:2])  # hu_window, rotate90: the padding is windowed to 0
-    np.testing.assert_array_equal(apply_chain(read, thesis).array,
-                                  apply_chain(read.replace(array=np.where(
-                                      outside, np.float32(-1000), read.array)), thesis).array)
+    thesis = build_preprocess(THESIS_CHAIN[:2])  # hu_window, rotate90: the padding is windowed to 0
+    np.testing.assert_array_equal(thesis(read).array,
+                                  thesis(read.replace(array=np.where(
+                                      outside, np.float32(-1000), read.array))).array)
 
 
 # --- the HU rule on realistic scans ------------------------------------------------------------
@@ -263,7 +260,7 @@ def test_tiny_volumes_through_the_default_chain(tmp_path: Path, shape: tuple[int
                                np.diag([0.7, 0.7, 5.0, 1.0]), "tiny"), tmp_path / "t.nii.gz")
     vol = read_volume(path)
     for chain in (QUICK_CHAIN, THESIS_CHAIN):
-        out = apply_chain(vol, _chain(chain))
+        out = build_preprocess(chain)(vol)
         target = tuple(chain[2].params["shape"])
         assert out.shape == target and out.array.dtype == np.float32
         assert np.isfinite(out.array).all() and 0 <= out.array.min() <= out.array.max() <= 1
@@ -317,7 +314,7 @@ def test_lung_masks_stay_small_for_absurd_voxel_sizes() -> None:
 # --- large volumes -----------------------------------------------------------------------------
 
 
-def test_large_padded_scan_through_the_thesis_chain(tmp_path: Path) -> None:
+def test_large_padded_scan_through_the_thesisbuild_preprocess(tmp_path: Path) -> None:
     """512x512x64 int16 with a scaling and -3024 padding equals the straightforward recipe."""
     rng = np.random.default_rng(5)
     stored = rng.integers(0, 2500, (512, 512, 64)).astype(np.int16)
@@ -326,7 +323,7 @@ def test_large_padded_scan_through_the_thesis_chain(tmp_path: Path) -> None:
     img = nib.Nifti1Image(stored, np.diag([0.7, 0.7, 5.0, 1.0]))
     img.header.set_slope_inter(1.0, -1024.0)
     nib.save(img, tmp_path / "large.nii.gz")
-    out = apply_chain(read_volume(tmp_path / "large.nii.gz"), _chain(THESIS_CHAIN))
+    out = build_preprocess(THESIS_CHAIN)(read_volume(tmp_path / "large.nii.gz"))
 
     hu = np.maximum(stored.astype(np.float64) - 1024, -1024)
     expected = np.rot90((np.clip(hu, -1000, 400) + 1000) / 1400, 1, axes=(0, 1))
@@ -401,11 +398,14 @@ def _handled_scans(folder: Path, good: Path) -> list[Path]:
     ]
 
 
+@pytest.mark.slow
 def test_dataset_run_skips_and_lists_each_bad_scan(
     cohort_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     make_scenario: Callable[..., Scenario],
 ) -> None:
-    cohort = load_scans(make_scenario(cohort_root, tmp_path / "unused").data, progress=False)
+    data = make_scenario(cohort_root, tmp_path / "unused").data
+    cohort = load_scans(data.source, data.root, data.labels, dataclasses.asdict(data.synthetic),
+                        progress=False)
     bad = _bad_scans(tmp_path / "bad", Path(cohort[0].path))
     handled = _handled_scans(tmp_path / "odd", Path(cohort[-1].path))
     locked = tmp_path / "bad" / "locked.nii.gz"
@@ -541,7 +541,7 @@ def test_any_file_reads_and_preprocesses_or_raises_scan_error(
         path = write_raw(Path(tmp) / f"scan{suffix}", array, _affine(spec["affine"], rng),
                          slope=spec["scaling"][0], inter=spec["scaling"][1])
         try:
-            out = apply_chain(read_volume(path), _chain(QUICK_CHAIN))
+            out = build_preprocess(QUICK_CHAIN)(read_volume(path))
         except ScanError as exc:
             assert exc.path == str(path) and exc.reason
             event(f"ScanError: {re.sub(r'[:(].*', '', re.sub(r'[0-9]+', 'N', exc.reason))}")
@@ -574,7 +574,7 @@ def test_corrupted_headers_read_or_raise_scan_error(
         path = Path(tmp) / f"scan{suffix}"
         path.write_bytes(gzip.compress(bytes(data)) if suffix == ".nii.gz" else bytes(data))
         try:
-            out = apply_chain(read_volume(path), _chain(QUICK_CHAIN))
+            out = build_preprocess(QUICK_CHAIN)(read_volume(path))
         except ScanError as exc:
             assert exc.path == str(path) and exc.reason
             event("ScanError")

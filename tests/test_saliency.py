@@ -11,8 +11,8 @@ from scipy import ndimage
 
 from ct3d.data.synthetic import Phantom, generate_scan, render_phantom
 from ct3d.io import read_volume, write_volume
-from ct3d.preprocess import apply_chain, build_chain
-from ct3d.registry import MODELS
+from ct3d.models import build_model
+from ct3d.preprocess import build_preprocess
 from ct3d.saliency import explain_scan, gradcam, last_conv_layer, save_nifti, to_original
 from ct3d.volume import Volume
 
@@ -22,7 +22,7 @@ CHAIN = [{"name": "hu_window"}, {"name": "rotate90"},
 
 
 def _small_model(**params: object) -> keras.Model:
-    return MODELS.create("modified_3dcnn", input_shape=(*SMALL, 1), dropout=0.0, **params)
+    return build_model("modified_3dcnn", input_shape=(*SMALL, 1), dropout=0.0, **params)
 
 
 def _scans(n: int, seed: int = 0) -> np.ndarray:
@@ -124,9 +124,9 @@ def _oblique_scan(marker: tuple[int, int, int]) -> Volume:
 def test_to_original_puts_a_voxel_back_at_its_world_position() -> None:
     """hu_window -> rotate90 -> resize (step 2): the marker's voxel maps back onto the marker."""
     original = _oblique_scan((8, 12, 6))
-    chain = build_chain([{"name": "hu_window"}, {"name": "rotate90"},
+    chain = build_preprocess([{"name": "hu_window"}, {"name": "rotate90"},
                          {"name": "resize", "params": {"shape": [11, 16, 5]}}])
-    pre = apply_chain(original, chain)
+    pre = chain(original)
     hot = np.unravel_index(np.argmax(pre.array), pre.shape)
     assert pre.array[hot] == 1.0
     np.testing.assert_allclose(pre.affine @ [*hot, 1], original.affine @ [8, 12, 6, 1], atol=1e-9)
@@ -145,10 +145,10 @@ def test_to_original_puts_a_voxel_back_at_its_world_position() -> None:
 def test_constant_map_stays_constant_inside_the_field_of_view(order: int) -> None:
     """With 2 slices cropped at the head and 1 at the tail, those slices fall outside: 0."""
     original = _oblique_scan((0, 0, 0))
-    chain = build_chain([{"name": "hu_window"}, {"name": "rotate90"},
+    chain = build_preprocess([{"name": "hu_window"}, {"name": "rotate90"},
                          {"name": "slice_trim", "params": {"mode": "crop", "head": 2, "tail": 1}},
                          {"name": "resize", "params": {"shape": [8, 12, 4]}}])
-    pre = apply_chain(original, chain)
+    pre = chain(original)
     back = to_original(np.ones(pre.shape, np.float32), pre, original, order=order).array
     np.testing.assert_allclose(back[:, :, 2:8], 1.0, atol=1e-5)
     assert not back[:, :, [0, 1, 8]].any()
@@ -180,8 +180,8 @@ def _cohort(seed: int, count: int, abnormal: bool | None = None) -> list[Phantom
 
 
 def _preprocess(phantoms: list[Phantom]) -> list[Volume]:
-    chain = build_chain(CHAIN)
-    return [apply_chain(p.volume, chain) for p in phantoms]
+    chain = build_preprocess(CHAIN)
+    return [chain(p.volume) for p in phantoms]
 
 
 def _batch(volumes: list[Volume]) -> np.ndarray:
@@ -195,7 +195,7 @@ def _trained_model(x: np.ndarray, y: np.ndarray) -> keras.Model:
     training mode over the training set (no weight update) make them match the final weights.
     """
     keras.utils.set_random_seed(0)
-    model = MODELS.create("modified_3dcnn", input_shape=(*x.shape[1:4], 1), bn_momentum=0.9)
+    model = build_model("modified_3dcnn", input_shape=(*x.shape[1:4], 1), bn_momentum=0.9)
     model.compile(keras.optimizers.Adam(1e-3), "binary_crossentropy")
     model.fit(x, y, batch_size=4, epochs=12, shuffle=True, verbose=0)
     for _ in range(3):
@@ -225,6 +225,7 @@ def _lesion_figures(
             sum(_peak_in_lesion(b, p) for b, p in pairs))
 
 
+@pytest.mark.slow
 def test_gradcam_concentrates_on_the_lesions_of_held_out_scans() -> None:
     """Grad-CAM-in-lesion figure, measured on the original scan's grid.
 

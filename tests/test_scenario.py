@@ -34,15 +34,23 @@ def test_preset_writes_every_plugin_default() -> None:
         "name": "flip", "params": {"axes": [0, 1], "prob": 0.5}}
 
 
-def test_unknown_keys_are_errors_at_every_level() -> None:
-    with pytest.raises(ScenarioError, match="unknown key.*'trian'; known keys: name, seed"):
+def test_unknown_keys_are_errors_at_every_level_with_did_you_mean() -> None:
+    with pytest.raises(ScenarioError, match=r"unknown key\(s\) 'trian' \(did you mean 'train'\?\); "
+                                            r"known keys: name, seed"):
         Scenario.from_dict({"trian": {}})
-    with pytest.raises(ScenarioError, match="'train.epoch'; known keys of train: epochs"):
+    with pytest.raises(ScenarioError, match=r"'train.epoch' \(did you mean 'epochs'\?\); known "
+                                            r"keys of train: epochs"):
         Scenario.from_dict({"train": {"epoch": 3}})
-    with pytest.raises(ScenarioError, match="'preprocess.0.parms'"):
+    with pytest.raises(ScenarioError, match=r"'preprocess.0.parms' \(did you mean 'params'"):
         Scenario.from_dict({"preprocess": [{"name": "resize", "parms": {}}]})
-    with pytest.raises(ScenarioError, match="'data.synthetic.count'"):
+    with pytest.raises(ScenarioError, match=r"'data.synthetic.count'; known keys of"):
         Scenario.from_dict({"data": {"synthetic": {"count": 3}}})
+    with pytest.raises(ScenarioError, match=r"override 'split.kfold': unknown key 'kfold' "
+                                            r"\(did you mean 'fold'\?\)$"):
+        Scenario().with_overrides({"split.kfold": 3})
+    with pytest.raises(ScenarioError, match=r"override 'train.epocs': unknown key 'epocs' "
+                                            r"\(did you mean 'epochs'\?\)"):
+        Scenario().with_overrides({"train.epocs": 3})
 
 
 def test_overrides_convert_by_type_hint_and_leave_original_unchanged() -> None:

@@ -1,4 +1,5 @@
-"""Splits: stratification, no patient in two parts, determinism, and clear errors."""
+"""Splits: stratification, no patient in two parts, determinism, and clear errors; the
+k-fold parts checked are those the engine trains on (``split_folds``)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from ct3d.data.split import SplitError, holdout, kfold, kfold_parts
+from ct3d.data.split import SplitError, holdout, kfold, split_folds
 
 
 def _cohort(n0: int, n1: int, scans_per_patient: int = 1) -> tuple[list[int], list[str]]:
@@ -37,7 +38,7 @@ def test_holdout_is_seeded() -> None:
 def test_no_patient_in_two_parts() -> None:
     labels, groups = _cohort(12, 12, scans_per_patient=3)
     for parts in (holdout(labels, groups, 0.5, 0.25, 0.25, seed=1),
-                  kfold_parts(labels, groups, k=4, fold=2, val=0.2, seed=1)):
+                  *split_folds(labels, groups, "kfold", val=0.2, k=4, seed=1)):
         by_patient: dict[str, set[str]] = {}
         for g, p in zip(groups, parts, strict=True):
             by_patient.setdefault(g, set()).add(p)
@@ -52,9 +53,18 @@ def test_kfold_is_stratified_covers_everyone_once_and_seeded() -> None:
     for f in range(5):
         assert Counter(np.array(labels)[folds == f].tolist()) == {0: 4, 1: 2}
     assert np.array_equal(folds, kfold(labels, groups, k=5, seed=3))
-    parts = kfold_parts(labels, groups, k=5, fold=1, val=0.25, seed=3)
-    assert np.array_equal(parts == "test", folds == 1)
-    assert Counter(parts.tolist()) == {"train": 18, "val": 6, "test": 6}
+    every = split_folds(labels, groups, "kfold", val=0.25, k=5, seed=3)
+    assert len(every) == 5
+    for fold, parts in enumerate(every):
+        assert np.array_equal(parts == "test", folds == fold)
+        assert Counter(parts.tolist()) == {"train": 18, "val": 6, "test": 6}
+        for part, n in (("train", 18), ("val", 6)):  # val: stratified 2:1 like the cohort
+            assert Counter(np.array(labels)[parts == part].tolist()) == {0: n * 2 // 3,
+                                                                         1: n // 3}
+    only = split_folds(labels, groups, "kfold", val=0.25, k=5, fold=1, seed=3)
+    assert len(only) == 1 and np.array_equal(only[0], every[1])
+    single = split_folds(labels, groups, train=0.6, val=0.2, test=0.2, seed=3)
+    assert [p.tolist() for p in single] == [holdout(labels, groups, 0.6, 0.2, 0.2, 3).tolist()]
 
 
 @pytest.mark.parametrize(("labels", "groups", "message"), [

@@ -12,9 +12,9 @@ import pytest
 
 from ct3d.data.dataset import DatasetError
 from ct3d.data.sources import ensure_synthetic, synthetic_folder
+from ct3d.engine import run
 from ct3d.evaluate import METRIC_KEYS
 from ct3d.scenario import Scenario
-from ct3d.train import run
 
 
 def _metrics(run_dir: Path) -> dict:
@@ -24,6 +24,7 @@ def _metrics(run_dir: Path) -> dict:
     return metrics
 
 
+@pytest.mark.slow
 def test_run_folder_and_same_seed_same_result(
     cohort_root: Path, tmp_path: Path, make_scenario: Callable[..., Scenario]
 ) -> None:
@@ -70,6 +71,7 @@ def test_synthetic_cohorts_get_their_own_folders_and_partial_ones_are_redone(
         ensure_synthetic(root, {**params, "seed": 9}, progress=False)
 
 
+@pytest.mark.slow
 def test_quick_preset_learns_its_easy_cohort(tmp_path: Path) -> None:
     s = Scenario.preset("quick").with_overrides({"data.root": str(tmp_path / "data"),
                                                  "data.cache": str(tmp_path / "cache"),

@@ -21,9 +21,11 @@ import pytest
 import ct3d
 from ct3d.cli import main
 from ct3d.data.synthetic import generate_cohort
+from ct3d.engine import run
+from ct3d.engine.fit import make_optimizer
+from ct3d.engine.rundir import RunFolderError
 from ct3d.evaluate import youden_threshold
 from ct3d.scenario import Scenario
-from ct3d.train import _optimizer, run
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
@@ -31,18 +33,25 @@ def _rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def test_kfold_gives_each_scan_one_out_of_fold_prediction(
-    cohort_root: Path, tmp_path: Path, make_scenario: Callable[..., Scenario]
+@pytest.mark.slow
+def test_kfold_gives_each_scan_one_out_of_fold_prediction_through_the_cli(
+    cohort_root: Path, tmp_path: Path, make_scenario: Callable[..., Scenario],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    s = make_scenario(cohort_root, tmp_path / "cv", **{
-        "split.kind": "kfold", "split.k": 3, "split.val": 0.25, "train.epochs": 1})
-    result = run(s, verbose=0)
+    make_scenario(cohort_root, tmp_path / "unused", **{
+        "split.kind": "kfold", "split.k": 3, "split.val": 0.25, "train.epochs": 1,
+    }).to_yaml(tmp_path / "cv.yaml")
+    assert main(["train", str(tmp_path / "cv.yaml"), "--out", str(tmp_path / "cv")]) == 0
+    m = json.loads((tmp_path / "cv" / "metrics.json").read_text())
+    printed = capsys.readouterr().out.splitlines()
+    table = next(line for line in printed if line.startswith("out-of-fold"))
+    assert f"{m['accuracy']:.4f}" in table and f"{m['auc']:.4f}" in table
+    assert f"run folder: {tmp_path / 'cv'}" in printed
     rows = _rows(tmp_path / "cv" / "predictions.csv")
     test_rows = [r for r in rows if r["part"] == "test"]
     assert sorted(r["scan"] for r in test_rows) == sorted(
         str(p) for p in next(cohort_root.glob("quick-*")).glob("CT-*/study_????.nii.gz"))
     assert sorted({r["fold"] for r in test_rows}) == ["0", "1", "2"]
-    m = result.metrics
     assert m["evaluated_on"] == "out-of-fold" and m["n"] == 16 and len(m["folds"]) == 3
     assert sum(f["n"] for f in m["folds"]) == 16
     assert {"auc", "accuracy"} <= set(m["fold_mean_std"])
@@ -52,6 +61,7 @@ def test_kfold_gives_each_scan_one_out_of_fold_prediction(
     assert all(sum(r[f"fold{i}"] == "test" for i in range(3)) == 1 for r in split)
 
 
+@pytest.mark.slow
 def test_youden_threshold_comes_from_the_validation_part_only(
     cohort_root: Path, tmp_path: Path, make_scenario: Callable[..., Scenario]
 ) -> None:
@@ -72,19 +82,22 @@ def test_youden_threshold_comes_from_the_validation_part_only(
 
 def test_schedules() -> None:
     base = Scenario.preset("quick").with_overrides({"train.learning_rate": 0.1})
-    cosine = _optimizer(base.with_overrides({"train.schedule": "cosine"}), 100).learning_rate
+    cosine = make_optimizer(base.with_overrides({"train.schedule": "cosine"}).train, 100)
+    cosine = cosine.learning_rate
     assert float(cosine) == pytest.approx(0.1)
-    exp = _optimizer(base.with_overrides({"train.schedule": "exponential",
+    exp = make_optimizer(base.with_overrides({"train.schedule": "exponential",
                                           "train.lr_decay_rate": 0.5,
-                                          "train.lr_decay_steps": 10}), 100)
+                                          "train.lr_decay_steps": 10}).train, 100)
     assert float(exp._learning_rate(25)) == pytest.approx(0.1 * 0.25)  # noqa: SLF001
-    cos = _optimizer(base.with_overrides({"train.schedule": "cosine"}), 100)
+    cos = make_optimizer(base.with_overrides({"train.schedule": "cosine"}).train, 100)
     assert float(cos._learning_rate(50)) == pytest.approx(0.05)  # noqa: SLF001
     assert float(cos._learning_rate(100)) == pytest.approx(0.0, abs=1e-7)  # noqa: SLF001
-    sgd = _optimizer(base.with_overrides({"train.optimizer": "sgd", "train.momentum": 0.8}), 1)
+    sgd = make_optimizer(
+        base.with_overrides({"train.optimizer": "sgd", "train.momentum": 0.8}).train, 1)
     assert float(sgd.momentum) == pytest.approx(0.8)
 
 
+@pytest.mark.slow
 def test_plateau_schedule_and_balanced_class_weights_train(
     cohort_root: Path, tmp_path: Path, make_scenario: Callable[..., Scenario]
 ) -> None:
@@ -99,6 +112,7 @@ def test_plateau_schedule_and_balanced_class_weights_train(
     assert all(b == pytest.approx(a) or b == pytest.approx(a / 2) for a, b in pairwise(lrs))
 
 
+@pytest.mark.slow
 def test_resume_after_a_kill_equals_an_uninterrupted_run(
     cohort_root: Path, tmp_path: Path, make_scenario: Callable[..., Scenario]
 ) -> None:
@@ -125,6 +139,7 @@ def test_resume_after_a_kill_equals_an_uninterrupted_run(
     assert len(_rows(killed / "history.csv")) == 4
 
 
+@pytest.mark.slow
 def test_predict_equals_evaluation_and_reports_bad_scans(
     cohort_root: Path, tmp_path: Path, make_scenario: Callable[..., Scenario],
     capsys: pytest.CaptureFixture[str],
@@ -152,6 +167,7 @@ def test_predict_equals_evaluation_and_reports_bad_scans(
     assert "not a ct3d run folder" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_three_classes_softmax_confusion_matrix_and_predict(
     tmp_path: Path, make_scenario: Callable[..., Scenario]
 ) -> None:
@@ -179,10 +195,15 @@ def test_three_classes_softmax_confusion_matrix_and_predict(
     assert result.label in m["classes"] and sum(result.probabilities.values()) == pytest.approx(1)
 
 
-def test_fresh_run_replaces_an_old_runs_files(
+@pytest.mark.slow
+def test_a_forced_run_replaces_an_old_runs_files(
     cohort_root: Path, tmp_path: Path, make_scenario: Callable[..., Scenario]
 ) -> None:
     run(make_scenario(cohort_root, tmp_path / "r", **{"train.epochs": 2}), verbose=0)
-    run(make_scenario(cohort_root, tmp_path / "r", **{"train.epochs": 1}), verbose=0)
+    again = make_scenario(cohort_root, tmp_path / "r", **{"train.epochs": 1})
+    with pytest.raises(RunFolderError, match="already holds a finished run"):
+        run(again, verbose=0)
+    assert len(_rows(tmp_path / "r" / "history.csv")) == 2
+    run(again, verbose=0, force=True)
     assert len(_rows(tmp_path / "r" / "history.csv")) == 1
     assert os.listdir(tmp_path / "r" / "state")

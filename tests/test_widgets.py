@@ -19,7 +19,7 @@ import pytest
 import ct3d
 from ct3d.data.synthetic import generate_scan
 from ct3d.params import ParamError, coerce
-from ct3d.preprocess import apply_chain, build_chain
+from ct3d.preprocess import build_preprocess
 from ct3d.preprocess.geometry import crop
 from ct3d.preprocess.lung import lung_mask
 from ct3d.registry import REGISTRIES, Param
@@ -162,8 +162,7 @@ def test_side_by_side_raw_preprocessed_augmented(scan: tuple[Volume, Any]) -> No
     fig = viewer.figure
     assert [ax.get_title().split()[0] for ax in fig.axes] == ["raw", "preprocessed",
                                                                "augmented"]
-    prep = apply_chain(volume, build_chain([{"name": s.name, "params": s.params}
-                                            for s in scenario.preprocess]))
+    prep = build_preprocess(scenario.preprocess)(volume)
     k = matching_index(volume, prep, 2, viewer.index)
     assert np.allclose(_image(fig, 1), prep.array[::-1, ::-1, k].T)
     assert np.allclose(_image(fig, 2), prep.array[::-1, ::-1, k].T[:, ::-1])  # flipped x
@@ -372,6 +371,7 @@ def test_monitor_shows_confusion_matrices_and_metrics_table() -> None:
     assert "specificity" in monitor.table.value and "train" in monitor.table.value
 
 
+@pytest.mark.slow
 def test_monitor_follows_a_real_run(
     cohort_root: Path, tmp_path: Path, make_scenario: Callable[..., Scenario]
 ) -> None:

@@ -1,9 +1,14 @@
 """Augmentation: registered plugins mapping a batch tensor ``(B, W, H, D, C)`` to a batch.
 
-An augmenter plugin is a function of keyword parameters returning an :data:`AugmentStep`,
-``step(x, seed) -> x``, built from TensorFlow ops only (it runs inside ``tf.data`` or on a
-GPU) and drawing all randomness from ``seed`` (``int32[2]``, stateless ops), so the same seed
-gives the same augmented batch. A chain folds the step's index into one base seed.
+An augmenter plugin is a function of keyword parameters returning an
+:data:`~ct3d.augment.chain.AugmentStep`, ``step(x, seed) -> x``, built from TensorFlow ops
+only (it runs inside ``tf.data`` or on a GPU) and drawing all randomness from ``seed``
+(``int32[2]``, stateless ops), so the same seed gives the same augmented batch.
+:func:`build_augment` makes a chain that folds each step's index into one base seed.
+
+Modules: :mod:`~ct3d.augment.chain`, :mod:`~ct3d.augment.spatial` (``flip``, ``rotate``,
+``zoom``) and :mod:`~ct3d.augment.intensity` (``contrast``, ``brightness``, ``gamma``,
+``gaussian_noise``).
 
 Example:
     >>> import tensorflow as tf
@@ -12,28 +17,7 @@ Example:
     TensorShape([2, 8, 8, 4, 1])
 """
 
-from __future__ import annotations
-
-from collections.abc import Callable, Sequence
-from typing import Any
-
 from ct3d.augment import intensity, spatial
-from ct3d.registry import AUGMENTERS
+from ct3d.augment.chain import AugmentChain, AugmentStep, build_augment
 
-AugmentStep = Callable[[Any, Any], Any]
-
-__all__ = ["AugmentStep", "build_augment", "intensity", "spatial"]
-
-
-def build_augment(steps: Sequence[dict[str, Any]]) -> AugmentStep:
-    """Build a chain of augmenters into one ``augment(x, seed) -> x`` function."""
-    import tensorflow as tf
-
-    built = [AUGMENTERS.create(s["name"], **(s.get("params") or {})) for s in steps]
-
-    def augment(x: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
-        for i, step in enumerate(built):
-            x = step(x, tf.random.experimental.stateless_fold_in(seed, i))
-        return x
-
-    return augment
+__all__ = ["AugmentChain", "AugmentStep", "build_augment", "intensity", "spatial"]

@@ -1,17 +1,16 @@
 """On-disk cache of preprocessed scans: one memory-mappable ``.npy`` file per scan.
 
 A cached file is keyed by the source file's identity (resolved path, size, modification
-time) and by the exact preprocess chain with every parameter (defaults filled in), so
-changing a parameter recomputes and changing nothing reuses. Files are written under a
+time) and by the exact preprocess chain, its resolved steps (every parameter, defaults filled
+in), so changing a parameter recomputes and changing nothing reuses. Files are written under a
 temporary name and renamed into place: a killed run never leaves a half-written file that a
 later run would read as valid. Preprocessing runs in worker processes with a progress bar; a
 scan that fails is reported with its reason and the others go on (``strict`` stops instead).
 
 Example::
 
-    cache = Cache("cache", [{"name": "hu_window", "params": {}},
-                            {"name": "resize", "params": {"shape": [64, 64, 48]}}])
-    report = cache.fill(scans, workers=2)      # computes what is missing
+    cache = Cache("cache", ["hu_window", {"name": "resize", "params": {"shape": [64, 64, 48]}}])
+    report = cache.fill(scans, workers=2)      # computes what is missing (0: one per core)
     report.paths[0]                            # cache/3f2a.../9c1d....npy
     np.load(report.paths[0], mmap_mode="r")    # float32 (64, 64, 48)
 """
@@ -33,25 +32,17 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ct3d.data.dataset import Scan
+from ct3d.errors import Ct3dError
 from ct3d.io import read_volume
-from ct3d.preprocess import apply_chain, build_chain
-from ct3d.registry import PREPROCESSORS
+from ct3d.preprocess import build_preprocess
+from ct3d.registry import ResolvedStep, StepLike, resolve_step
+from ct3d.version import __version__
 
 CACHE_FORMAT = 1
 
 
-class PreprocessError(RuntimeError):
+class PreprocessError(Ct3dError, RuntimeError):
     """Scans that failed to preprocess when every scan was required (``strict``)."""
-
-
-def full_steps(steps: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The chain with every parameter of every step written out (validated, defaults filled)."""
-    out = []
-    for step in steps:
-        info = PREPROCESSORS.describe(step["name"])
-        params = {**info.defaults(), **PREPROCESSORS.validate(step["name"], step.get("params"))}
-        out.append({"name": step["name"], "params": params})
-    return out
 
 
 def _digest(value: Any) -> str:
@@ -95,14 +86,14 @@ class Cache:
 
     Args:
         root: cache folder (shared by all chains; each chain gets its own sub-folder).
-        steps: the preprocess chain, ``[{"name": ..., "params": {...}}, ...]``.
+        steps: the preprocess chain (resolved steps, or steps as a scenario writes them,
+            resolved here once).
     """
 
-    def __init__(self, root: str | os.PathLike[str], steps: Sequence[dict[str, Any]]) -> None:
-        self.steps = full_steps(steps)
-        from ct3d import __version__
-
-        key = _digest({"format": CACHE_FORMAT, "ct3d": __version__, "steps": self.steps})
+    def __init__(self, root: str | os.PathLike[str], steps: Sequence[StepLike]) -> None:
+        self.steps: list[ResolvedStep] = [resolve_step("preprocess", s) for s in steps]
+        chain = [step.to_dict() for step in self.steps]
+        key = _digest({"format": CACHE_FORMAT, "ct3d": __version__, "steps": chain})
         self.folder = Path(root) / key[:20]
 
     def path_for(self, source: str | os.PathLike[str]) -> Path:
@@ -113,13 +104,16 @@ class Cache:
         self, scans: Sequence[Scan], workers: int = 1, strict: bool = False,
         progress: bool = True,
     ) -> FillReport:
-        """Preprocess every scan not yet cached (in ``workers`` processes); report the rest.
+        """Preprocess every scan not yet cached (in ``workers`` processes, 0: one per CPU
+        core); report the rest.
 
         A scan that cannot be read or preprocessed is listed in ``failures`` with its reason;
         with ``strict`` any failure raises :class:`PreprocessError` after the others finish.
         """
+        workers = workers or os.cpu_count() or 1
         self.folder.mkdir(parents=True, exist_ok=True)
-        (self.folder / "chain.json").write_text(json.dumps(self.steps, indent=2, default=list))
+        chain = [step.to_dict() for step in self.steps]
+        (self.folder / "chain.json").write_text(json.dumps(chain, indent=2))
         report = FillReport(paths=[None] * len(scans))
         todo = []
         for i, scan in enumerate(scans):
@@ -163,11 +157,11 @@ class Cache:
 
 
 def _preprocess_one(
-    steps: list[dict[str, Any]], source: str, target: Path
+    steps: list[ResolvedStep], source: str, target: Path
 ) -> tuple[Path | None, str | None]:
     """Read, preprocess and atomically store one scan; (path, None) or (None, reason)."""
     try:
-        array = apply_chain(read_volume(source), build_chain(steps)).array
+        array = build_preprocess(steps)(read_volume(source)).array
         write_array(target, array)
     except Exception as exc:  # noqa: BLE001 - any failure of one scan is reported, not fatal
         reason = str(exc)

@@ -16,13 +16,14 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ct3d.dicom import is_series_folder
+from ct3d.errors import Ct3dError
+from ct3d.io import is_series_folder
 
 SCAN_SUFFIXES = (".nii.gz", ".nii")
 MASK_SUFFIX = "_mask"
 
 
-class DatasetError(ValueError):
+class DatasetError(Ct3dError, ValueError):
     """A dataset that cannot be used as asked (missing folder, empty class, bad manifest)."""
 
 

@@ -27,9 +27,10 @@ from typing import Any
 import numpy as np
 
 from ct3d.data.cache import npy_layout
+from ct3d.errors import Ct3dError
 
 
-class PipelineError(ValueError):
+class PipelineError(Ct3dError, ValueError):
     """Cached scans that cannot form one batchable input (shapes differ, none at all)."""
 
 

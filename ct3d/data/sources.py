@@ -3,32 +3,39 @@ class sub-folders, or a manifest CSV.
 
 Example::
 
-    scans = load_scans(DataSpec(source="synthetic", root="data"))  # generated on first use
+    scans = load_scans("folder", "data/mosmed", {"normal": ["CT-0"], "abnormal": ["CT-23"]})
+    scans = load_scans("synthetic", "data", LABELS, synthetic={"normal": 24, "abnormal": 24,
+                       "preset": "quick", "difficulty": "easy", "seed": 0})  # made on first use
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from ct3d.data.dataset import DatasetError, Scan, discover_folder, read_manifest
-from ct3d.scenario import DataSpec
 
 COHORT_FILE = "cohort.json"
 
 
-def load_scans(spec: DataSpec, progress: bool = True) -> list[Scan]:
-    """The labelled scans a :class:`~ct3d.scenario.DataSpec` points to."""
-    if spec.source == "manifest":
-        return read_manifest(spec.root, spec.labels)
-    if spec.source == "synthetic":
-        folder = ensure_synthetic(spec.root, dataclasses.asdict(spec.synthetic), progress)
-        return discover_folder(folder, spec.labels)
-    return discover_folder(spec.root, spec.labels)
+def load_scans(
+    source: Literal["synthetic", "folder", "manifest"], root: str | os.PathLike[str],
+    labels: dict[str, list[str]], synthetic: dict[str, Any] | None = None,
+    progress: bool = True,
+) -> list[Scan]:
+    """The labelled scans of a data source (the keyword names are those of a scenario's
+    ``data``): a ``folder`` of class sub-folders, a ``manifest`` CSV, or the ``synthetic``
+    cohort described by ``synthetic`` (generated under ``root`` on first use)."""
+    if source == "manifest":
+        return read_manifest(root, labels)
+    if source == "synthetic":
+        if synthetic is None:
+            raise DatasetError("a synthetic source needs its cohort parameters (synthetic=...)")
+        return discover_folder(ensure_synthetic(root, synthetic, progress), labels)
+    return discover_folder(root, labels)
 
 
 def synthetic_folder(root: str | os.PathLike[str], params: dict[str, Any]) -> Path:

@@ -12,12 +12,14 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
-from sklearn.model_selection import StratifiedGroupKFold
+
+from ct3d.errors import Ct3dError
 
 
-class SplitError(ValueError):
+class SplitError(Ct3dError, ValueError):
     """A split that cannot be made (one class only, too few scans for the parts asked)."""
 
 
@@ -61,6 +63,8 @@ def holdout(
 
 def kfold(labels: Sequence[int], groups: Sequence[str], k: int, seed: int) -> np.ndarray:
     """Fold index per scan (stratified group k-fold, seeded)."""
+    from sklearn.model_selection import StratifiedGroupKFold  # 0.6 s: only when folding
+
     per_class = _groups_by_class(labels, groups)
     small = {c: len(g) for c, g in per_class.items() if len(g) < k}
     if small:
@@ -72,15 +76,34 @@ def kfold(labels: Sequence[int], groups: Sequence[str], k: int, seed: int) -> np
     return folds
 
 
-def kfold_parts(
-    labels: Sequence[int], groups: Sequence[str], k: int, fold: int, val: float, seed: int
-) -> np.ndarray:
-    """Parts for one fold: that fold is ``test``; ``val`` is a stratified fraction of the rest."""
+def split_folds(
+    labels: Sequence[int], groups: Sequence[str], kind: Literal["holdout", "kfold"] = "holdout",
+    train: float = 0.7, val: float = 0.1, test: float = 0.2, k: int = 5, fold: int | None = None,
+    seed: int = 0,
+) -> list[np.ndarray]:
+    """The part (``train``/``val``/``test``) of every scan, one array per model to train.
+
+    ``holdout``: one array, :func:`holdout` with the fractions ``train``/``val``/``test``.
+    ``kfold``: one array per fold (every fold, or only ``fold``): that fold is ``test``, and
+    ``val`` is a stratified fraction of the other folds' patients (seeded by ``seed + 1 +
+    fold``), the rest ``train``. The keyword names are those of a scenario's ``split``.
+
+    Example:
+        >>> from collections import Counter
+        >>> labels, groups = [0] * 6 + [1] * 6, [f"p{i}" for i in range(12)]
+        >>> parts = split_folds(labels, groups, "kfold", val=0.25, k=3, seed=0)
+        >>> len(parts), [sorted(Counter(p.tolist()).items()) for p in parts][0]
+        (3, [('test', 4), ('train', 6), ('val', 2)])
+    """
+    if kind == "holdout":
+        return [holdout(labels, groups, train, val, test, seed)]
     folds = kfold(labels, groups, k, seed)
-    parts = np.where(folds == fold, "test", "train").astype("<U5")
-    if val > 0:
-        rest = np.flatnonzero(folds != fold)
-        sub = holdout([labels[i] for i in rest], [groups[i] for i in rest], 1 - val, val, 0.0,
-                      seed + 1)
-        parts[rest] = sub
-    return parts
+    out = []
+    for chosen in range(k) if fold is None else [fold]:
+        parts = np.where(folds == chosen, "test", "train").astype("<U5")
+        rest = np.flatnonzero(folds != chosen)
+        if val > 0:
+            parts[rest] = holdout([labels[i] for i in rest], [groups[i] for i in rest],
+                                  1 - val, val, 0.0, seed + 1 + chosen)
+        out.append(parts)
+    return out

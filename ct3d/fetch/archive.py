@@ -20,6 +20,8 @@ import zipfile
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
+from ct3d.errors import Ct3dError
+
 __all__ = ["DEFAULT_MAX_MEMBERS", "DEFAULT_MAX_TOTAL_BYTES", "ArchiveError", "copy_limited",
            "safe_extract", "top_level_entries"]
 
@@ -29,7 +31,7 @@ _CHUNK = 1 << 20
 _DRIVE = re.compile(r"^[A-Za-z]:")
 
 
-class ArchiveError(ValueError):
+class ArchiveError(Ct3dError, ValueError):
     """An archive that is not a readable zip, or that holds an unsafe member."""
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from ct3d import atomic
+from ct3d.errors import Ct3dError
 
 __all__ = ["DownloadError", "FileRecord", "check_lock", "download", "file_record",
            "forget_lock", "read_lock", "record_lock"]
@@ -34,7 +35,7 @@ _CONTENT_RANGE = re.compile(r"bytes (\d+)-\d+/(\d+|\*)")
 _UNSATISFIED_RANGE = re.compile(r"bytes \*/(\d+)")
 
 
-class DownloadError(RuntimeError):
+class DownloadError(Ct3dError, RuntimeError):
     """A download that failed for good, or a file that does not match what was expected."""
 
 

@@ -15,7 +15,6 @@ Files under ``dest``: ``CT-0.zip`` (kept, so a deleted folder can be extracted a
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import csv
 import re
@@ -24,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from ct3d.data.dataset import is_scan_file, scan_stem
+from ct3d.errors import Ct3dError
 from ct3d.fetch.archive import (
     DEFAULT_MAX_TOTAL_BYTES,
     ArchiveError,
@@ -40,7 +40,7 @@ from ct3d.fetch.download import (
 )
 
 __all__ = ["CATEGORIES", "DEFAULT_BASE_URL", "DEFAULT_SUBSETS", "LICENCE", "SUBSET_SIZES",
-           "FetchError", "MosmedData", "fetch_command", "fetch_mosmed", "inspect_mosmed",
+           "FetchError", "MosmedData", "fetch_mosmed", "inspect_mosmed",
            "subset_source"]
 
 DEFAULT_BASE_URL = ("https://github.com/hasibzunair/3D-image-classification-tutorial/"
@@ -69,7 +69,7 @@ _ID_COLUMNS = ("study_id", "study_file", "study", "id", "file", "filename")
 _CATEGORY_COLUMNS = ("category", "class", "label", "ct_category")
 
 
-class FetchError(RuntimeError):
+class FetchError(Ct3dError, RuntimeError):
     """A MosMedData source that cannot be used as asked (unknown subset, wrong layout)."""
 
 
@@ -255,14 +255,6 @@ def fetch_mosmed(
         _extract_local(archive, target, max_total_bytes)
     _mark_licence(target)
     return inspect_mosmed(target).root
-
-
-def fetch_command(args: argparse.Namespace) -> None:
-    """``ct3d fetch mosmed``: :func:`fetch_mosmed` from the flags, then the summary."""
-    subsets = [s.strip() for s in args.subsets.split(",") if s.strip()] if args.subsets else None
-    source = Path(args.source).resolve() if args.source else None
-    root = fetch_mosmed(Path(args.dest).resolve(), subsets, args.base_url, source)
-    print(inspect_mosmed(root).summary())
 
 
 def _check_subsets(subsets: list[str] | None, downloading: bool) -> list[str] | None:

@@ -21,6 +21,16 @@ def conv_block(x: Any, filters: int, dropout: float, bn_momentum: float, name: s
     return x
 
 
+def plain_minimum(blocks: int) -> int:
+    """The smallest spatial size ``blocks`` valid 3x3x3 conv + 2x pool blocks accept (46 for 4).
+
+    Example:
+        >>> plain_minimum(4)
+        46
+    """
+    return 3 * 2**blocks - 2
+
+
 def cnn3d(
     input_shape: InputShape,
     filters: Sequence[int],
@@ -48,8 +58,7 @@ def cnn3d(
     import keras
     from keras import layers
 
-    smallest = 3 * 2 ** len(filters) - 2
-    check_common(input_shape, classes, weights, smallest, name,
+    check_common(input_shape, classes, weights, plain_minimum(len(filters)), name,
                  f"{len(filters)} valid conv + pool blocks")
     inputs = keras.Input(shape=tuple(input_shape), name="scan")
     x = inputs
@@ -61,7 +70,7 @@ def cnn3d(
     return finish(inputs, output_head(x, classes), name, weights)
 
 
-@model_builder("baseline_3dcnn")
+@model_builder("baseline_3dcnn", min_input=lambda _: plain_minimum(4))
 def baseline_3dcnn(
     input_shape: InputShape = (128, 128, 64, 1),
     classes: int = 2,
@@ -74,7 +83,7 @@ def baseline_3dcnn(
                  "baseline_3dcnn", classes, weights)
 
 
-@model_builder("modified_3dcnn")
+@model_builder("modified_3dcnn", min_input=lambda _: plain_minimum(4))
 def modified_3dcnn(
     input_shape: InputShape = (128, 128, 64, 1),
     classes: int = 2,

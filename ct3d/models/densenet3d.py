@@ -5,8 +5,8 @@ Layer names follow ``keras.applications.DenseNet``: dense block ``i`` layer ``j`
 last one is the block's output); transition ``i`` is ``pool{i+1}_*``.
 
 Example:
-    >>> from ct3d.registry import MODELS
-    >>> model = MODELS.create("densenet3d", input_shape=(32, 32, 32, 1), blocks=(2, 2))
+    >>> from ct3d.models import build_model
+    >>> model = build_model("densenet3d", input_shape=(32, 32, 32, 1), blocks=(2, 2))
     >>> model.get_layer("conv2_block2_concat").output.shape[-1]  # width + 2 * growth
     48
 """
@@ -51,6 +51,16 @@ def transition(x: Any, filters: int, name: str) -> Any:
     return layers.AveragePooling3D(2, name=f"{name}_pool")(x)
 
 
+def densenet_minimum(blocks: Sequence[int]) -> int:
+    """The smallest spatial size: stem stride 4, then a 2x pooling transition between blocks.
+
+    Example:
+        >>> densenet_minimum((4, 4, 4))
+        16
+    """
+    return STEM_STRIDE * 2 ** max(len(blocks) - 1, 0)
+
+
 def densenet3d_model(
     input_shape: InputShape,
     classes: int,
@@ -80,8 +90,7 @@ def densenet3d_model(
 
     if not blocks or any(not isinstance(b, int) or isinstance(b, bool) or b < 1 for b in blocks):
         raise ValueError(f"`blocks` must be one or more integers >= 1; received blocks={blocks!r}")
-    smallest = STEM_STRIDE * 2 ** (len(blocks) - 1)
-    check_common(input_shape, classes, weights, smallest, name,
+    check_common(input_shape, classes, weights, densenet_minimum(blocks), name,
                  f"stem stride 4 and {len(blocks) - 1} pooling transitions")
     for param, value in (("growth", growth), ("width", width)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -106,7 +115,7 @@ def densenet3d_model(
     return finish(inputs, output_head(x, classes), name, weights)
 
 
-@model_builder("densenet3d")
+@model_builder("densenet3d", min_input=lambda p: densenet_minimum(p["blocks"]))
 def densenet3d(
     input_shape: InputShape = (128, 128, 64, 1),
     classes: int = 2,

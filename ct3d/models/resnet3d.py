@@ -4,8 +4,8 @@ Layer names follow ``keras.applications.ResNet``: the stem is ``conv1_*``, stage
 ``b`` is ``conv{s+1}_block{b}_*`` and each residual sum is a layer ``conv{s+1}_block{b}_add``.
 
 Example:
-    >>> from ct3d.registry import MODELS
-    >>> model = MODELS.create("resnet3d", input_shape=(64, 64, 48, 1), depth=10, width=8)
+    >>> from ct3d.models import build_model
+    >>> model = build_model("resnet3d", input_shape=(64, 64, 48, 1), depth=10, width=8)
     >>> sum(layer.name.endswith("_add") for layer in model.layers)
     4
 """
@@ -25,6 +25,8 @@ BLOCKS: dict[int, tuple[int, int, int, int]] = {
 }
 STRIDES = (1, 2, 2, 2)
 STEM_STRIDE = 4
+MIN_INPUT = STEM_STRIDE * 2 ** sum(s == 2 for s in STRIDES)
+"""The smallest spatial size (the network's total stride, 32)."""
 
 
 def stem(x: Any, filters: int, name: str = "conv1") -> Any:
@@ -92,8 +94,7 @@ def resnet3d_model(
     import keras
     from keras import layers
 
-    smallest = STEM_STRIDE * 2 ** sum(s == 2 for s in STRIDES)
-    check_common(input_shape, classes, weights, smallest, name, "the network's total stride")
+    check_common(input_shape, classes, weights, MIN_INPUT, name, "the network's total stride")
     if len(blocks) != len(STRIDES) or any(
         not isinstance(b, int) or isinstance(b, bool) or b < 1 for b in blocks
     ):
@@ -111,7 +112,7 @@ def resnet3d_model(
     return finish(inputs, output_head(x, classes), name, weights)
 
 
-@model_builder("resnet3d")
+@model_builder("resnet3d", min_input=lambda _: MIN_INPUT)
 def resnet3d(
     input_shape: InputShape = (128, 128, 64, 1),
     classes: int = 2,

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Literal
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
 
 import numpy as np
 from scipy import ndimage
 
 from ct3d.registry import preprocessor
-from ct3d.volume import Step, Volume
+from ct3d.volume import Shape, Step, Volume
 
 
 def _index_map(linear: np.ndarray, offset: np.ndarray) -> np.ndarray:
@@ -47,7 +47,14 @@ def _rot90_once(volume: Volume) -> Volume:
     )
 
 
-@preprocessor("rotate90")
+def _rotated_shape(shape: Shape | None, params: Mapping[str, Any]) -> Shape | None:
+    """``rotate90``'s output shape: W and H swap places after an odd number of turns."""
+    if shape is None or params["k"] % 2 == 0:
+        return shape
+    return shape[1], shape[0], shape[2]
+
+
+@preprocessor("rotate90", output_shape=_rotated_shape)
 def rotate90(k: int = 1) -> Step:
     """Exact quarter turns in the axial plane (no interpolation): the thesis' 90-degree turn."""
 
@@ -59,7 +66,7 @@ def rotate90(k: int = 1) -> Step:
     return apply
 
 
-@preprocessor("resize")
+@preprocessor("resize", output_shape=lambda _, p: p["shape"])
 def resize(shape: tuple[int, int, int] = (128, 128, 64), order: int = 1) -> Step:
     """Resize to a fixed (W, H, D) shape by spline interpolation (order 1 = linear).
 
@@ -94,7 +101,14 @@ def resize(shape: tuple[int, int, int] = (128, 128, 64), order: int = 1) -> Step
     return apply
 
 
-@preprocessor("slice_trim")
+def _trimmed_shape(shape: Shape | None, params: Mapping[str, Any]) -> Shape | None:
+    """``slice_trim``'s output shape: ``crop`` drops ``head + tail`` slices."""
+    if shape is None or params["mode"] == "replace":
+        return shape
+    return shape[0], shape[1], shape[2] - params["head"] - params["tail"]
+
+
+@preprocessor("slice_trim", output_shape=_trimmed_shape)
 def slice_trim(mode: Literal["replace", "crop"] = "replace", head: int = 12, tail: int = 8) -> Step:
     """Replace (or crop) the first head and last tail slices: the thesis' lung-only variant.
 

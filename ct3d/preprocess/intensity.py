@@ -7,6 +7,7 @@ from typing import Literal
 
 import numpy as np
 
+from ct3d.preprocess.chain import keeps_shape
 from ct3d.preprocess.lung import body_mask, check_air_threshold, lung_mask
 from ct3d.registry import preprocessor
 from ct3d.volume import Step, Volume
@@ -14,7 +15,7 @@ from ct3d.volume import Step, Volume
 Region = Literal["volume", "body", "lungs"]
 
 
-@preprocessor("hu_window")
+@preprocessor("hu_window", output_shape=keeps_shape)
 def hu_window(low: float = -1000.0, high: float = 400.0) -> Step:
     """Clip HU to [low, high] and scale linearly to [0, 1] (float32)."""
     if not high > low:
@@ -38,7 +39,7 @@ def _region(volume: Volume, region: Region, threshold_hu: float) -> np.ndarray:
     return volume.array[found(volume, threshold_hu)]
 
 
-@preprocessor("standardize")
+@preprocessor("standardize", output_shape=keeps_shape)
 def standardize(region: Region = "volume", threshold_hu: float = -400.0) -> Step:
     """Z-score: subtract the mean and divide by the std over a region, for the whole volume.
 

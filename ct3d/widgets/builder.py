@@ -8,7 +8,6 @@ UI; the Scenario's YAML is shown as it is edited and can be saved.
 
 from __future__ import annotations
 
-import dataclasses
 import html
 import os
 from pathlib import Path
@@ -159,8 +158,8 @@ class PipelineBuilder(WidgetView):
     def _compose(self) -> Scenario:
         data = self.base.to_dict()
         for kind, chain in self.chains.items():
-            data[kind] = [dataclasses.asdict(s) for s in chain.specs()]
-        data["model"] = dataclasses.asdict(self.model.spec())
+            data[kind] = [s.to_dict() for s in chain.specs()]
+        data["model"] = self.model.spec().to_dict()
         return Scenario.from_dict(data)
 
     def _problems(self) -> list[str]:

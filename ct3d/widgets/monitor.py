@@ -2,7 +2,7 @@
 
 Pass it to :func:`ct3d.run` (``callbacks=[monitor]``): every fit (one per fold) starts a new
 curve set; :meth:`TrainingMonitor.show_result` then draws the confusion matrix and the
-metrics table of the :class:`~ct3d.train.Result`.
+metrics table of the :class:`~ct3d.engine.Result`.
 """
 
 from __future__ import annotations
@@ -15,9 +15,11 @@ import ipywidgets as widgets
 import keras
 from matplotlib.figure import Figure
 
-from ct3d.evaluate import format_table
+from ct3d.report.figures import CURVES, confusion_figure, curves_figure
+from ct3d.report.runs import class_names
+from ct3d.report.tables import confusion_matrices
+from ct3d.report.text import format_table
 from ct3d.widgets.display import WidgetView, png
-from ct3d.widgets.plots import CURVES, confusion_figure, curves_figure
 
 __all__ = ["TrainingMonitor"]
 
@@ -112,11 +114,13 @@ class TrainingMonitor(keras.callbacks.Callback, WidgetView):
         return result if isinstance(result, dict) else result.metrics
 
     def render_result(self, result: Any) -> Figure:
-        """The confusion matrix of a Result (or its metrics dict): counts and row shares."""
+        """The confusion matrices of a Result (or its metrics dict): counts and row shares.
+
+        As in the report: the training part's (when the metrics have it), then the
+        evaluated part's.
+        """
         m = self._metrics(result)
-        matrix = m["confusion_matrix"]
-        names = m.get("class_names") or m.get("classes") or [str(i) for i in range(len(matrix))]
-        return confusion_figure(matrix, names, title=str(m.get("evaluated_on", "")))
+        return confusion_figure(confusion_matrices(m), class_names(m))
 
     def show_result(self, result: Any) -> None:
         """Show a run's confusion matrices and its metrics table (every part)."""

@@ -8,9 +8,12 @@ Example:
     >>> import numpy as np
     >>> len(as_volumes(np.zeros((3, 4, 4, 2)))), as_volumes(np.zeros((4, 4, 2, 1)))[0].shape
     (3, (4, 4, 2))
+    >>> from ct3d.augment import build_augment
+    >>> from ct3d.preprocess import build_preprocess
     >>> v = as_volumes(np.full((4, 4, 2), -300.0))[0]
-    >>> steps = [{"name": "hu_window", "params": {"low": -1000, "high": 400}}]
-    >>> [(view.name, float(view.volume.array.max())) for view in pipeline_views(v, steps, [])]
+    >>> chain = build_preprocess([{"name": "hu_window", "params": {"low": -1000, "high": 400}}])
+    >>> views = pipeline_views(v, chain, build_augment([]))
+    >>> [(view.name, float(view.volume.array.max())) for view in views]
     [('raw', -300.0), ('preprocessed', 0.5)]
 """
 
@@ -23,12 +26,12 @@ from typing import Any
 
 import numpy as np
 
+from ct3d.augment import AugmentChain
 from ct3d.io import read_volume
-from ct3d.preprocess import apply_chain, build_chain
-from ct3d.scenario import StepSpec
+from ct3d.preprocess import Chain
 from ct3d.volume import Volume
 
-__all__ = ["ScanInput", "View", "as_steps", "as_volumes", "augment_array", "pipeline_views"]
+__all__ = ["ScanInput", "View", "as_volumes", "augment_array", "pipeline_views"]
 
 ScanInput = Volume | np.ndarray | str | os.PathLike | Sequence[Any]
 """A scan (Volume, array, NIfTI path) or a batch of them (list, or 4D/5D array)."""
@@ -70,30 +73,22 @@ def as_volumes(scan: ScanInput) -> list[Volume]:
     return [_one(scan, 0)]
 
 
-def as_steps(steps: Sequence[StepSpec | dict[str, Any]] | None) -> list[dict[str, Any]]:
-    """Chain steps as ``{"name", "params"}`` dicts (from StepSpecs or dicts)."""
-    return [{"name": s.name, "params": dict(s.params)} if isinstance(s, StepSpec)
-            else {"name": s["name"], "params": dict(s.get("params") or {})}
-            for s in steps or []]
-
-
-def augment_array(array: np.ndarray, steps: list[dict[str, Any]], seed: int) -> np.ndarray:
-    """One scan augmented by the chain ``steps`` as in training (a batch of one, channel 1)."""
+def augment_array(array: np.ndarray, augment: AugmentChain, seed: int) -> np.ndarray:
+    """One scan augmented by the chain as in training (a batch of one, channel 1)."""
     import tensorflow as tf
 
-    from ct3d.augment import build_augment
-
     x = tf.constant(array[None, ..., None], tf.float32)
-    out = build_augment(steps)(x, tf.constant([seed, 0], tf.int32))
+    out = augment(x, tf.constant([seed, 0], tf.int32))
     return np.asarray(out)[0, ..., 0]
 
 
-def pipeline_views(volume: Volume, preprocess: list[dict[str, Any]],
-                   augment: list[dict[str, Any]], seed: int = 0) -> list[View]:
-    """``raw``, then ``preprocessed`` (if a chain is given), then ``augmented`` (if one is)."""
+def pipeline_views(volume: Volume, preprocess: Chain, augment: AugmentChain,
+                   seed: int = 0) -> list[View]:
+    """``raw``, then ``preprocessed`` (if the chain has steps), then ``augmented`` (if the
+    augmentation chain has steps)."""
     views = [View("raw", volume)]
     if preprocess:
-        views.append(View("preprocessed", apply_chain(volume, build_chain(preprocess))))
+        views.append(View("preprocessed", preprocess(volume)))
     if augment:
         last = views[-1].volume
         views.append(View("augmented",

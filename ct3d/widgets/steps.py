@@ -1,7 +1,8 @@
 """Editors of plugin steps: one step's controls, and an ordered list of steps of one kind.
 
 Everything comes from the registries (:meth:`~ct3d.registry.Registry.describe`), so
-third-party plugins get editors like the built-in ones.
+third-party plugins get editors like the built-in ones; what an editor gives is the step's
+resolved form (:class:`~ct3d.registry.ResolvedStep`), as the cache and run folders use it.
 
 Example:
     >>> steps = StepList("preprocess")
@@ -9,34 +10,24 @@ Example:
     (0, 1)
     >>> steps.editors[0].controls["high"].value = 300
     >>> steps.move(1, -1)
-    >>> [s.name for s in steps.specs()], steps.specs()[1].params
-    (['resize', 'hu_window'], {'low': -1000.0, 'high': 300.0})
+    >>> steps.specs()
+    [resize(shape=(128, 128, 64), order=1), hu_window(low=-1000.0, high=300.0)]
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import ipywidgets as widgets
 
 from ct3d.params import ParamError
-from ct3d.registry import REGISTRIES
-from ct3d.scenario import StepSpec
+from ct3d.registry import REGISTRIES, NamedStep, ResolvedStep
 from ct3d.widgets.controls import ParamControl, param_control
 
-__all__ = ["StepEditor", "StepList", "plain"]
+__all__ = ["StepEditor", "StepList"]
 
 Listener = Callable[[], None]
-
-
-def plain(value: Any) -> Any:
-    """``value`` with tuples turned into lists (as YAML and scenario files hold them)."""
-    if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items()}
-    return value
 
 
 class StepEditor:
@@ -45,7 +36,7 @@ class StepEditor:
     Example:
         >>> editor = StepEditor("augment", "flip", {"prob": 1.0})
         >>> editor.spec()
-        StepSpec(name='flip', params={'axes': [0, 1], 'prob': 1.0})
+        flip(axes=(0, 1), prob=1.0)
     """
 
     def __init__(self, kind: str, name: str, params: dict[str, Any] | None = None) -> None:
@@ -76,9 +67,11 @@ class StepEditor:
         for control in self.controls.values():
             control.observe(lambda _change: listener())
 
-    def spec(self) -> StepSpec:
-        """The step with every parameter's value; raises ParamError for one that does not fit."""
-        return StepSpec(self.name, {n: plain(c.value) for n, c in self.controls.items()})
+    def spec(self) -> ResolvedStep:
+        """The step with every parameter's value, resolved; raises ParamError for a value
+        that does not fit."""
+        return REGISTRIES[self.kind].resolve(self.name, {n: c.value
+                                                         for n, c in self.controls.items()})
 
     def problems(self, where: str) -> list[str]:
         """Every parameter that does not fit its type hint, named with ``where`` and the plugin.
@@ -91,7 +84,7 @@ class StepEditor:
         if found or self.kind == "model":
             return found
         try:
-            REGISTRIES[self.kind].create(self.name, **self.spec().params)
+            self.spec().build()
         except Exception as exc:  # noqa: BLE001 - any plugin's refusal is shown, not raised
             found.append(f"{where} {self.name!r}: {exc}")
         return found
@@ -105,7 +98,9 @@ class StepList:
     ``listener()`` is called after every change (steps or parameters).
 
     Example:
-        >>> chain = StepList("augment", [StepSpec("flip", {"axes": [0]})])
+        >>> from ct3d.registry import resolve_step
+        >>> flip = resolve_step("augment", {"name": "flip", "params": {"axes": [0]}})
+        >>> chain = StepList("augment", [flip])
         >>> chain.add("gamma")
         1
         >>> chain.remove(0)
@@ -113,7 +108,7 @@ class StepList:
         ['gamma']
     """
 
-    def __init__(self, kind: str, steps: list[StepSpec] | None = None,
+    def __init__(self, kind: str, steps: Sequence[NamedStep] | None = None,
                  listener: Listener | None = None) -> None:
         self.kind = kind
         self.listener = listener or (lambda: None)
@@ -174,7 +169,7 @@ class StepList:
         self.editors.insert(target, editor)
         self._layout()
 
-    def specs(self) -> list[StepSpec]:
+    def specs(self) -> list[ResolvedStep]:
         """The chain's steps; raises ParamError for a parameter that does not fit."""
         return [e.spec() for e in self.editors]
 

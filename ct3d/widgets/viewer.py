@@ -18,10 +18,13 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from ct3d.scenario import Scenario, StepSpec
+from ct3d.augment import build_augment
+from ct3d.preprocess import build_preprocess
+from ct3d.registry import StepLike
+from ct3d.scenario import Scenario
 from ct3d.volume import Volume
 from ct3d.widgets.display import WidgetView, png
-from ct3d.widgets.panels import ScanInput, View, as_steps, as_volumes, pipeline_views
+from ct3d.widgets.panels import ScanInput, View, as_volumes, pipeline_views
 from ct3d.widgets.slices import (
     PLANES,
     Plane,
@@ -48,7 +51,7 @@ _HIDDEN = "none"
 _LEVEL_RANGE = (-2000.0, 2000.0)
 _WIDTH_RANGE = (1.0, 5000.0)
 
-Steps = Sequence[StepSpec | dict[str, Any]]
+Steps = Sequence[StepLike]
 
 
 def _display(shown: bool) -> widgets.Layout:
@@ -62,7 +65,8 @@ class ScanViewer(WidgetView):
         scan: a scan, or a batch (list, or array ``(B, W, H, D[, C])``).
         scenario: take ``preprocess`` and ``augment`` from it: panels raw / preprocessed /
             augmented side by side, and its ``hu_window`` as the ``training`` window.
-        preprocess: a preprocessing chain (StepSpecs or dicts), instead of the scenario's.
+        preprocess: a preprocessing chain (steps as a scenario lists them, or dicts),
+            instead of the scenario's.
         augment: an augmentation chain, instead of the scenario's.
         overlay: an array of the shape of one panel's volume (lesion or lung mask,
             Grad-CAM map; a Volume such as :func:`ct3d.explain`'s), or of the batch.
@@ -102,8 +106,8 @@ class ScanViewer(WidgetView):
         if scenario is not None:
             preprocess = scenario.preprocess if preprocess is None else preprocess
             augment = scenario.augment if augment is None else augment
-        self.preprocess = as_steps(preprocess)
-        self.augment = as_steps(augment)
+        self.preprocess = build_preprocess(preprocess or [])
+        self.augment = build_augment(augment or [])
         self.scale_window = (training_window(self.preprocess) if self.preprocess
                              else default_training_window())
         self.panel_size = panel_size

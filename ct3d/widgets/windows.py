@@ -16,12 +16,12 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterable
+from functools import partial
 
 import numpy as np
 
-from ct3d.registry import PREPROCESSORS
+from ct3d.registry import PREPROCESSORS, StepLike, resolve_step
 
 __all__ = ["PRESETS", "HU_STEPS", "default_training_window", "is_hu", "panel_limits",
            "to_unit", "training_window"]
@@ -43,18 +43,15 @@ _HU_MAGNITUDE = 10.0
 
 def default_training_window() -> Window:
     """The HU range of ``hu_window`` with its default parameters."""
-    defaults = PREPROCESSORS.describe("hu_window").defaults()
+    defaults = PREPROCESSORS.resolve("hu_window").params
     return float(defaults["low"]), float(defaults["high"])
 
 
-def training_window(steps: Sequence[dict[str, Any]]) -> Window | None:
+def training_window(steps: Iterable[StepLike]) -> Window | None:
     """``(low, high)`` of the first ``hu_window``/``keras_example`` step; None if none."""
-    for step in steps:
-        if step["name"] in HU_STEPS:
-            info = PREPROCESSORS.describe(step["name"])
-            params = {**info.defaults(),
-                      **PREPROCESSORS.validate(step["name"], step.get("params"))}
-            return float(params["low"]), float(params["high"])
+    for step in map(partial(resolve_step, "preprocess"), steps):
+        if step.name in HU_STEPS:
+            return float(step.params["low"]), float(step.params["high"])
     return None
 
 

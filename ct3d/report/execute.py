@@ -40,7 +40,7 @@ import papermill
 from nbconvert import HTMLExporter
 from papermill.exceptions import PapermillExecutionError
 
-import ct3d
+from ct3d.errors import Ct3dError
 from ct3d.grids import grid as grid_scenarios
 from ct3d.scenario import Scenario
 
@@ -50,7 +50,7 @@ EXECUTION_ERRORS = (PapermillExecutionError, RuntimeError, TimeoutError)
 _KERNEL_NAME = "ct3d-report"
 
 
-class ReportError(RuntimeError):
+class ReportError(Ct3dError, RuntimeError):
     """The report notebooks or a Python kernel for them cannot be found."""
 
 
@@ -97,7 +97,7 @@ def notebooks_dir() -> Path:
         >>> sorted(p.name for p in notebooks_dir().glob("[cs]*.ipynb"))
         ['compare.ipynb', 'scenario.ipynb']
     """
-    folder = Path(ct3d.__file__).resolve().parents[1] / "notebooks"
+    folder = Path(__file__).resolve().parents[2] / "notebooks"
     missing = [n for n in ("scenario.ipynb", "compare.ipynb") if not (folder / n).is_file()]
     if missing:
         raise ReportError(f"report notebooks not found ({', '.join(missing)} in {folder}): "

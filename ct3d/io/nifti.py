@@ -1,12 +1,9 @@
-"""Reading and writing scans as :class:`~ct3d.volume.Volume` objects.
+"""Reading and writing single-file NIfTI scans (``.nii`` / ``.nii.gz``).
 
-:func:`read_volume` turns a ``.nii`` / ``.nii.gz`` file, or a folder of DICOM slices, into a
-float32 volume in Hounsfield units, in canonical RAS+ voxel order, so that the same anatomy
-gives the same array whatever the orientation the file was stored in. It loads the scan and
-then checks it, the same way for both formats: values must be finite, not constant and look
-like CT in HU; padding outside the field of view is set to air. Anything wrong with a scan is
-reported as a :class:`ScanError` that names the file and the problem. :func:`write_volume` is
-the inverse, used for synthetic data and tests.
+:func:`read_nifti` loads a NIfTI-1 or NIfTI-2 file as float32, scaled with its ``scl_slope`` /
+``scl_inter``, in canonical RAS+ voxel order; anything that is not one readable 3D volume with
+a usable geometry is a :class:`~ct3d.io.errors.ScanError`. :func:`write_volume` is the inverse.
+Both are used through :mod:`ct3d.io`, which adds the checks every scan gets.
 """
 
 from __future__ import annotations
@@ -15,7 +12,6 @@ import gzip
 import io
 import math
 import os
-import stat
 import warnings
 import zlib
 from pathlib import Path
@@ -29,118 +25,18 @@ from nibabel.wrapstruct import WrapStructError
 from numpy.typing import DTypeLike
 
 from ct3d import atomic
+from ct3d.io.checks import usable_affine
+from ct3d.io.errors import ScanError, detail
 from ct3d.volume import Volume
 
-__all__ = ["AIR_HU", "MAX_VOXELS", "ScanError", "read_volume", "write_volume"]
+__all__ = ["MAX_VOXELS", "read_nifti", "write_volume"]
 
 _SUFFIXES = (".nii.gz", ".nii")
 _GZIP_MAGIC = b"\x1f\x8b"
 _HEADER_CLASSES = {348: nib.Nifti1Header, 540: nib.Nifti2Header}
 
-AIR_HU = -1024.0
-"""Values below this are set to it: nothing in a body is below air, so lower values are
-field-of-view padding (stored as -2000, -2048, -3024 or -32768) and become air."""
 MAX_VOXELS = 2**31
 """The largest volume read (8 GiB as float32); a header asking for more is refused unread."""
-_LOWEST_HU_AT_MOST = -500.0
-"""A chest CT in HU holds air or lung, so its minimum is at most this (air -1000, lung
--900..-700). Data already scaled to [0, 1], [-1, 1], z-scores, 0..255 or stored values without
-their intercept (0..4095) all have a higher minimum."""
-_HU_BOUND = 65536.0
-"""CT stores 12-16 bit values: HU beyond +-2**16 come from a wrong scaling, not a scan."""
-_DEGENERATE = 1e-6
-"""An affine is degenerate when its axes, scaled to unit length, span less volume than this."""
-
-
-class ScanError(ValueError):
-    """A scan that cannot be read as a 3D CT volume.
-
-    Attributes:
-        path: the offending file (or DICOM folder).
-        reason: what is wrong with it.
-
-    Example:
-        >>> err = ScanError("scan.nii.gz", "file not found")
-        >>> str(err), err.reason
-        ('scan.nii.gz: file not found', 'file not found')
-    """
-
-    def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
-        self.path = str(path)
-        self.reason = reason
-        super().__init__(f"{self.path}: {reason}")
-
-
-def read_volume(
-    path: str | os.PathLike[str], series: str | None = None, *, hu: bool = True
-) -> Volume:
-    """Read a ``.nii`` / ``.nii.gz`` scan or a DICOM folder as float32 HU in RAS+ order.
-
-    A folder is read with :func:`ct3d.dicom.read_dicom_series` (``series``: the
-    SeriesInstanceUID to pick when it holds several). NIfTI integers are scaled with the
-    file's ``scl_slope`` / ``scl_inter`` in float32 (no float64 copy is made). The array is
-    flipped / transposed to RAS+ voxel order; ``spacing`` and ``affine`` are reordered to
-    match. Trailing dimensions of size one (a 4D file holding one volume) are dropped.
-
-    A degenerate or non-finite affine (sform) falls back to the qform, else to the voxel
-    sizes with the axes as stored, with a warning. Then both formats are checked alike:
-    values must be finite and, with ``hu``, not constant and in HU (minimum at most -500,
-    |HU| <= 65536); values below :data:`AIR_HU` (field-of-view padding such as -2048 or
-    -3024) are set to -1024, since nothing in a body is below air.
-
-    Args:
-        path: a NIfTI file, or a folder holding one DICOM series.
-        series: the DICOM series to read; ``None`` reads the only one. Only for folders.
-        hu: the scan holds CT in Hounsfield units (checked as above). ``False`` reads any
-            image, e.g. a heat map or a mask, checking only that it is finite.
-
-    Raises:
-        ScanError: the file is missing, unreadable (permission denied), empty, not NIfTI (nor
-            a DICOM folder), truncated or corrupt, not a single 3D volume, has no voxels or
-            more than :data:`MAX_VOXELS`, has no usable geometry, or holds NaN / infinite
-            values; with ``hu`` also a constant volume or values that are not HU.
-
-    Example:
-        >>> vol = read_volume("data/raw/case_0001.nii.gz")  # doctest: +SKIP
-        >>> vol.array.dtype, vol.array.shape, vol.spacing  # doctest: +SKIP
-        (dtype('float32'), (512, 512, 40), (0.7, 0.7, 5.0))
-        >>> read_volume("missing.nii.gz")
-        Traceback (most recent call last):
-        ...
-        ct3d.io.ScanError: missing.nii.gz: file not found
-    """
-    path = Path(path)
-    if _is_folder(path):
-        from ct3d.dicom import read_dicom_series
-
-        volume, stored = read_dicom_series(path, series), "DICOM series"
-    elif series is not None:
-        raise ScanError(path, f"series={series!r} is for a DICOM folder; this is a file")
-    else:
-        volume, stored = _read_nifti(path)
-    return _checked(path, volume, stored, hu)
-
-
-# --- loading ----------------------------------------------------------------------------------
-
-
-def _detail(exc: BaseException) -> str:
-    return " ".join(str(exc).split())
-
-
-def _is_folder(path: Path) -> bool:
-    """True for a folder, False for a regular file; anything else is a ScanError."""
-    try:
-        mode = path.stat().st_mode
-    except FileNotFoundError as exc:
-        raise ScanError(path, "file not found") from exc
-    except PermissionError as exc:
-        raise ScanError(path, "permission denied") from exc
-    except OSError as exc:
-        raise ScanError(path, f"cannot read file ({_detail(exc)})") from exc
-    if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
-        raise ScanError(path, "not a regular file (a pipe, socket or device)")
-    return stat.S_ISDIR(mode)
 
 
 def _nifti_suffix(path: Path) -> str | None:
@@ -148,7 +44,7 @@ def _nifti_suffix(path: Path) -> str | None:
     return next((suffix for suffix in _SUFFIXES if name.endswith(suffix)), None)
 
 
-def _read_nifti(path: Path) -> tuple[Volume, str]:
+def read_nifti(path: Path) -> tuple[Volume, str]:
     """The scan as stored (scaled, in RAS+ order), and a description of its storage."""
     suffix = _nifti_suffix(path)
     if suffix is None:
@@ -191,7 +87,7 @@ def _file_bytes(path: Path, suffix: str) -> bytes:
     except PermissionError as exc:
         raise ScanError(path, "permission denied") from exc
     except OSError as exc:
-        raise ScanError(path, f"cannot read file ({_detail(exc)})") from exc
+        raise ScanError(path, f"cannot read file ({detail(exc)})") from exc
     if not data:
         raise ScanError(path, "empty file (0 bytes)")
     compressed = data[:2] == _GZIP_MAGIC
@@ -205,7 +101,7 @@ def _file_bytes(path: Path, suffix: str) -> bytes:
     try:
         return igzip.decompress(data)
     except (EOFError, zlib.error, gzip.BadGzipFile, igzip.BadGzipFile, isal_zlib.error) as exc:
-        raise ScanError(path, f"gzip stream is truncated or corrupt ({_detail(exc)})") from exc
+        raise ScanError(path, f"gzip stream is truncated or corrupt ({detail(exc)})") from exc
     except MemoryError as exc:
         raise ScanError(path, "not enough memory to decompress it") from exc
 
@@ -220,7 +116,7 @@ def _header(path: Path, data: bytes) -> nib.Nifti1Header:
     try:
         header = header_class.from_fileobj(io.BytesIO(data))
     except (HeaderDataError, WrapStructError, ValueError, EOFError) as exc:
-        raise ScanError(path, f"not a NIfTI file (invalid header: {_detail(exc)})") from exc
+        raise ScanError(path, f"not a NIfTI file (invalid header: {detail(exc)})") from exc
     magic = bytes(header["magic"]).rstrip(b"\0")
     if magic[:3] not in (b"n+1", b"n+2"):
         raise ScanError(path, f"not a single-file NIfTI (magic {magic!r}; a .hdr/.img pair?)")
@@ -258,30 +154,13 @@ def _voxels(
     try:
         offset = int(header.get_data_offset())
     except (ValueError, OverflowError) as exc:
-        raise ScanError(path, f"not a NIfTI file (invalid header: {_detail(exc)})") from exc
+        raise ScanError(path, f"not a NIfTI file (invalid header: {detail(exc)})") from exc
     need = offset + math.prod(shape) * dtype.itemsize
     if offset < 0 or len(data) < need:
         raise ScanError(path, f"file is truncated: shape {shape} of {dtype.name} needs {need} "
                               f"bytes, found {len(data)}")
     return np.frombuffer(data, dtype, count=math.prod(shape), offset=offset).reshape(
         shape, order="F")
-
-
-def _usable(affine: np.ndarray) -> bool:
-    """True for a finite affine whose axes are independent and each nearest one world axis."""
-    affine = np.asarray(affine, dtype=float)
-    if affine.shape != (4, 4) or not np.isfinite(affine).all():
-        return False
-    with np.errstate(all="ignore"):  # absurd scales over- or underflow: not usable
-        norms = np.linalg.norm(affine[:3, :3], axis=0)
-        det = abs(np.linalg.det(affine[:3, :3]))
-        if not ((norms > 0).all() and det > _DEGENERATE * norms.prod()):
-            return False
-        try:
-            ornt = io_orientation(affine)  # NaN for an axis far shorter than the others
-        except (np.linalg.LinAlgError, ValueError):
-            return False
-    return not np.isnan(ornt).any()
 
 
 def _geometry(path: Path, header: nib.Nifti1Header) -> tuple[np.ndarray, np.ndarray]:
@@ -299,7 +178,7 @@ def _geometry(path: Path, header: nib.Nifti1Header) -> tuple[np.ndarray, np.ndar
             affine = get()
         except (HeaderDataError, ValueError, np.linalg.LinAlgError):
             continue
-        if _usable(affine):
+        if usable_affine(affine):
             found = name
             break
     if found is None:
@@ -317,42 +196,8 @@ def _scaling(path: Path, header: nib.Nifti1Header) -> tuple[float, float]:
     try:
         slope, inter = header.get_slope_inter()
     except HeaderDataError as exc:
-        raise ScanError(path, f"not a NIfTI file (invalid header: {_detail(exc)})") from exc
+        raise ScanError(path, f"not a NIfTI file (invalid header: {detail(exc)})") from exc
     return (1.0, 0.0) if slope is None else (float(slope), float(inter))
-
-
-# --- checks common to every format ------------------------------------------------------------
-
-
-def _checked(path: Path, volume: Volume, stored: str, hu: bool) -> Volume:
-    """``volume`` after the checks of :func:`read_volume` (padding set to air, in place)."""
-    array = np.asarray(volume.array)
-    if array.ndim != 3 or array.size == 0:
-        raise ScanError(path, f"expected a non-empty 3D volume, found shape {array.shape}")
-    if array.dtype != np.float32 or not array.flags.writeable:
-        array = array.astype(np.float32)
-    spacing = np.asarray(volume.spacing, dtype=float)
-    if spacing.shape != (3,) or not (np.isfinite(spacing).all() and (spacing > 0).all()):
-        raise ScanError(path, f"invalid voxel spacing {tuple(volume.spacing)} (mm)")
-    if not _usable(volume.affine):
-        raise ScanError(path, "no usable geometry: the affine is degenerate or not finite")
-    lo, hi = float(array.min()), float(array.max())
-    if not (math.isfinite(lo) and math.isfinite(hi)):
-        n_nan = int(np.count_nonzero(np.isnan(array)))
-        n_inf = int(np.count_nonzero(np.isinf(array)))
-        raise ScanError(path, f"non-finite values: {n_nan} NaN and {n_inf} infinite voxels")
-    if hu:
-        if lo == hi:
-            raise ScanError(path, f"constant volume: every voxel is {lo:g}")
-        if not (-_HU_BOUND <= lo <= _LOWEST_HU_AT_MOST and hi <= _HU_BOUND):
-            raise ScanError(path, f"does not look like CT in Hounsfield units: values in "
-                                  f"[{lo:g}, {hi:g}] ({stored}); ct3d expects HU (air ≈ -1000, "
-                                  f"water 0, so a chest CT's minimum is at most "
-                                  f"{_LOWEST_HU_AT_MOST:g}): convert the scan to HU, or fix "
-                                  f"its scaling")
-        if lo < AIR_HU:
-            np.maximum(array, np.float32(AIR_HU), out=array)
-    return volume if array is volume.array else volume.replace(array=array)
 
 
 def write_volume(volume: Volume, path: str | os.PathLike[str], dtype: DTypeLike = np.int16) -> Path:
@@ -366,6 +211,7 @@ def write_volume(volume: Volume, path: str | os.PathLike[str], dtype: DTypeLike 
 
     Example:
         >>> import tempfile
+        >>> from ct3d.io import read_volume
         >>> air_and_water = np.tile(np.float32([-1000.0, 0.0]), (20, 16, 3))
         >>> vol = Volume(air_and_water, (0.7, 0.7, 5.0), np.eye(4), "stripes")
         >>> with tempfile.TemporaryDirectory() as tmp:

@@ -8,7 +8,7 @@ from ct3d.registry import preprocessor
 from ct3d.volume import Step, Volume
 
 
-@preprocessor("keras_example")
+@preprocessor("keras_example", output_shape=lambda _, p: p["shape"])
 def keras_example(
     low: float = -1000.0, high: float = 400.0, shape: tuple[int, int, int] = (128, 128, 64)
 ) -> Step:

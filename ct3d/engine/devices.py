@@ -14,7 +14,7 @@ One concern per function, each reading its choice from the scenario's ``train`` 
 
 Example::
 
-    from ct3d import devices
+    from ct3d.engine import devices
     devices.configure_from_env()                  # CT3D_LOGICAL_CPUS=2 -> CPU:0, CPU:1
     strategy = devices.make_strategy("mirrored")  # 2 replicas
     with strategy.scope(), devices.dtype_policy(devices.resolve_precision("auto")):
@@ -29,6 +29,8 @@ import os
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from ct3d.errors import Ct3dError
+
 LOGICAL_CPUS_ENV = "CT3D_LOGICAL_CPUS"
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker")
 PRECISIONS = ("auto", "off", "mixed_float16", "mixed_bfloat16")
@@ -36,7 +38,7 @@ PRECISIONS = ("auto", "off", "mixed_float16", "mixed_bfloat16")
 _strategies: dict[str, Any] = {}
 
 
-class DeviceError(RuntimeError):
+class DeviceError(Ct3dError, RuntimeError):
     """A device setting that cannot be applied: a bad value, or TensorFlow already started."""
 
 
@@ -51,7 +53,7 @@ def configure_from_env(environ: Mapping[str, str] | None = None) -> int | None:
         >>> configure_from_env({"CT3D_LOGICAL_CPUS": "two"})
         Traceback (most recent call last):
         ...
-        ct3d.devices.DeviceError: CT3D_LOGICAL_CPUS must be an integer >= 1; got 'two'
+        ct3d.engine.devices.DeviceError: CT3D_LOGICAL_CPUS must be an integer >= 1; got 'two'
     """
     value = (os.environ if environ is None else environ).get(LOGICAL_CPUS_ENV, "").strip()
     if not value:
@@ -72,7 +74,7 @@ def configure_logical_cpus(n: int) -> None:
         >>> configure_logical_cpus(0)
         Traceback (most recent call last):
         ...
-        ct3d.devices.DeviceError: the number of logical CPUs must be >= 1; got 0
+        ct3d.engine.devices.DeviceError: the number of logical CPUs must be >= 1; got 0
     """
     if n < 1:
         raise DeviceError(f"the number of logical CPUs must be >= 1; got {n}")
@@ -91,7 +93,7 @@ def configure_logical_cpus(n: int) -> None:
             raise DeviceError(
                 f"{LOGICAL_CPUS_ENV}={n}: TensorFlow has already started with {have} logical "
                 f"CPU(s); the split must happen before that (set the variable before starting "
-                f"Python or the notebook kernel, or call ct3d.devices.configure_from_env() "
+                f"Python or the notebook kernel, or call ct3d.engine.devices.configure_from_env() "
                 f"before anything else)") from None
 
 
@@ -110,7 +112,7 @@ def make_strategy(name: str) -> Any:
         >>> make_strategy("mirored")
         Traceback (most recent call last):
         ...
-        ct3d.devices.DeviceError: unknown strategy 'mirored'; known: auto, default, ...
+        ct3d.engine.devices.DeviceError: unknown strategy 'mirored'; known: auto, default, ...
     """
     if name not in STRATEGIES:
         raise DeviceError(f"unknown strategy {name!r}; known: {', '.join(STRATEGIES)}")
@@ -176,22 +178,54 @@ def _keras_multi_worker_class() -> type:
     return KerasMultiWorkerMirroredStrategy
 
 
-def is_chief(strategy: Any) -> bool:
-    """Whether this process writes the run folder: always, except on a non-chief worker.
+def chief_task(task_type: str | None, task_id: int, cluster: Mapping[str, Any]) -> bool:
+    """Whether a task writes the run folder: the ``chief`` task, or worker 0 when the
+    ``cluster`` (job name -> addresses) has no chief; a process outside a cluster does too.
 
-    The chief is the task of type ``chief``, or worker 0 when the cluster has no ``chief``.
+    Example:
+        >>> workers = {"worker": ["host1:2222", "host2:2222"]}
+        >>> chief_task("worker", 0, workers), chief_task("worker", 1, workers)
+        (True, False)
+    """
+    if task_type is None or task_type == "chief":
+        return True
+    return task_type == "worker" and task_id == 0 and "chief" not in cluster
+
+
+def is_chief(strategy: Any) -> bool:
+    """Whether this process writes the run folder under ``strategy``: always, except on a
+    non-chief worker (see :func:`chief_task`).
 
     Example:
         >>> is_chief(make_strategy("default"))
         True
     """
     resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or resolver.task_type is None:
+    if resolver is None:
         return True
-    if resolver.task_type == "chief":
+    return chief_task(resolver.task_type, resolver.task_id, resolver.cluster_spec().as_dict())
+
+
+def chief_from_env(strategy: str, environ: Mapping[str, str] | None = None) -> bool:
+    """What :func:`is_chief` will say once ``strategy`` (``train.strategy``) is made, read
+    from ``TF_CONFIG`` without starting TensorFlow (so that a run folder can be checked
+    before it does). A malformed ``TF_CONFIG`` counts as chief: making the strategy then
+    reports it.
+
+    Example:
+        >>> config = json.dumps({"cluster": {"worker": ["a:1", "b:1"]},
+        ...                      "task": {"type": "worker", "index": 1}})
+        >>> chief_from_env("multi_worker", {"TF_CONFIG": config}), chief_from_env("default", {})
+        (False, True)
+    """
+    if strategy != "multi_worker":
         return True
-    has_chief = "chief" in resolver.cluster_spec().as_dict()
-    return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
+    try:
+        config = json.loads((os.environ if environ is None else environ).get("TF_CONFIG", ""))
+        task = config["task"]
+        return chief_task(task.get("type"), int(task.get("index", 0)), config["cluster"])
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
+        return True
 
 
 def num_workers(strategy: Any) -> int:

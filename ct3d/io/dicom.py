@@ -31,7 +31,7 @@ from pydicom.pixels import get_decoder
 from pydicom.tag import Tag
 from pydicom.uid import UID, MediaStorageDirectoryStorage
 
-from ct3d.io import ScanError
+from ct3d.io.errors import ScanError, detail
 from ct3d.volume import Volume
 
 __all__ = [
@@ -154,7 +154,7 @@ def read_dicom_series(folder: str | os.PathLike[str], series: str | None = None)
         >>> read_dicom_series("missing")
         Traceback (most recent call last):
         ...
-        ct3d.io.ScanError: missing: folder not found
+        ct3d.io.errors.ScanError: missing: folder not found
     """
     folder = Path(folder)
     found, skipped = _group(folder)
@@ -189,10 +189,6 @@ def _has_marker(path: Path) -> bool:
         return False
 
 
-def _detail(exc: BaseException) -> str:
-    return " ".join(str(exc).split())
-
-
 def _read_header(path: Path) -> Dataset | None:
     """The header of a DICOM image file; ``None`` for a file that is not one (to skip)."""
     marker = _has_marker(path)
@@ -201,10 +197,10 @@ def _read_header(path: Path) -> Dataset | None:
     try:
         ds = pydicom.dcmread(path, stop_before_pixels=True, force=not marker)
     except OSError as exc:
-        raise ScanError(path, f"cannot read file ({_detail(exc)})") from exc
+        raise ScanError(path, f"cannot read file ({detail(exc)})") from exc
     except Exception as exc:  # pydicom raises many types on corrupt headers
         raise ScanError(path, f"corrupt DICOM file, cannot parse its header "
-                              f"({_detail(exc)})") from exc
+                              f"({detail(exc)})") from exc
     meta = getattr(ds, "file_meta", None)
     if meta is not None and meta.get("MediaStorageSOPClassUID") == MediaStorageDirectoryStorage:
         return None
@@ -221,7 +217,7 @@ def _group(folder: Path) -> tuple[list[tuple[SeriesInfo, list[Dataset]]], list[P
     try:
         entries = sorted(folder.iterdir())
     except OSError as exc:
-        raise ScanError(folder, f"cannot list the folder ({_detail(exc)})") from exc
+        raise ScanError(folder, f"cannot list the folder ({detail(exc)})") from exc
     files = [p for p in entries if p.is_file()]
     headers: dict[str, list[tuple[Path, Dataset]]] = {}
     skipped = []
@@ -428,13 +424,13 @@ def _pixels(s: _Slice, shape: tuple[int, int]) -> np.ndarray:
         ts = ds.file_meta.get("TransferSyntaxUID")
         raw = ds.pixel_array
     except OSError as exc:
-        raise ScanError(s.path, f"cannot read file ({_detail(exc)})") from exc
+        raise ScanError(s.path, f"cannot read file ({detail(exc)})") from exc
     except Exception as exc:  # decoders raise many types on corrupt pixel data
         if ts is not None and UID(ts).is_transfer_syntax and UID(ts).is_compressed:
-            reason = (f"cannot decode the {UID(ts).name} ({ts}) pixel data ({_detail(exc)}): "
+            reason = (f"cannot decode the {UID(ts).name} ({ts}) pixel data ({detail(exc)}): "
                       f"the file may be corrupt; otherwise {_DECODER_HINT}")
         else:
-            reason = f"pixel data truncated or corrupt ({_detail(exc)})"
+            reason = f"pixel data truncated or corrupt ({detail(exc)})"
         raise ScanError(s.path, reason) from exc
     if raw.shape != shape:
         raise ScanError(s.path, f"pixel data has shape {raw.shape}, expected {shape} (Rows, "

@@ -1,0 +1,159 @@
+"""The fit loop of one model: optimizer and schedule, compile, class weights, ``fit`` with
+resumable state, and the best checkpoint's predictions.
+
+The model and its optimizer are built and compiled inside the strategy's scope, in the
+precision of ``train.mixed_precision``, with ``train.jit_compile``; Keras splits every global
+batch of ``train.batch_size`` scans between the replicas. With more than one replica the
+BatchNormalization layers are synchronized (statistics of the global batch, as on one
+device).
+
+Example::
+
+    result = train_fold(scenario, parts, fold_dir, classes=2, fold=0, verbose=1,
+                        extra_callbacks=[], strategy=devices.make_strategy("default"))
+    result.model, result.history["val_loss"], result.probs["test"]
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+from sklearn.utils.class_weight import compute_class_weight
+
+from ct3d.augment import build_augment
+from ct3d.data import pipeline
+from ct3d.engine import devices
+from ct3d.engine.parts import FoldResult, Part
+from ct3d.engine.state import EpochState
+from ct3d.models import build_model
+from ct3d.scenario import Scenario, TrainSpec
+
+__all__ = ["check_batch", "class_weights", "compiled_model", "make_optimizer", "predict_part",
+           "train_fold"]
+
+
+def make_optimizer(train: TrainSpec, total_steps: int) -> Any:
+    """The optimizer of ``train`` (Adam or SGD with momentum) with its learning-rate
+    schedule (``constant``, ``exponential``, ``cosine`` over ``total_steps``; ``plateau`` is
+    a callback and keeps the rate constant here)."""
+    lr: Any = train.learning_rate
+    if train.schedule == "exponential":
+        lr = keras.optimizers.schedules.ExponentialDecay(
+            train.learning_rate, decay_steps=train.lr_decay_steps,
+            decay_rate=train.lr_decay_rate, staircase=True)
+    elif train.schedule == "cosine":
+        lr = keras.optimizers.schedules.CosineDecay(train.learning_rate, decay_steps=total_steps)
+    if train.optimizer == "sgd":
+        return keras.optimizers.SGD(learning_rate=lr, momentum=train.momentum)
+    return keras.optimizers.Adam(learning_rate=lr)
+
+
+def compiled_model(scenario: Scenario, shape: tuple[int, ...], classes: int, steps: int) -> Any:
+    """The scenario's model for scans of ``shape``, compiled, in the current strategy's
+    scope and the scenario's precision; ``steps``: training steps per epoch."""
+    t = scenario.train
+    with devices.dtype_policy(devices.resolve_precision(t.mixed_precision)):
+        model = build_model(scenario.model, input_shape=(*shape, 1), classes=classes)
+        if tf.distribute.get_strategy().num_replicas_in_sync > 1:
+            for layer in _all_layers(model):
+                if isinstance(layer, keras.layers.BatchNormalization):
+                    layer.synchronized = True
+        if classes == 2:
+            loss = "binary_crossentropy"
+            metrics = [keras.metrics.BinaryAccuracy(name="accuracy"),
+                       keras.metrics.AUC(name="auc"), keras.metrics.MeanSquaredError(name="mse")]
+        else:
+            loss = "sparse_categorical_crossentropy"
+            metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+        model.compile(optimizer=make_optimizer(t, steps * t.epochs), loss=loss,
+                      metrics=metrics, jit_compile=t.jit_compile)
+    return model
+
+
+def _all_layers(layer: Any) -> list[Any]:
+    """``layer``'s sub-layers, nested models included, depth first."""
+    out = []
+    for sub in getattr(layer, "layers", []):
+        out += [sub, *_all_layers(sub)]
+    return out
+
+
+def class_weights(rule: str, labels: np.ndarray, classes: int) -> dict[int, float] | None:
+    """``train.class_weight``: None for ``none``; for ``balanced`` each class weighed
+    inversely to its count in ``labels`` (1.0 for a class absent there).
+
+    Example:
+        >>> class_weights("balanced", np.array([0, 0, 0, 1]), 2)
+        {0: 0.6666666666666666, 1: 2.0}
+    """
+    if rule == "none":
+        return None
+    present = np.unique(labels)
+    weights = compute_class_weight("balanced", classes=present, y=labels)
+    by_class = dict(zip(present.tolist(), weights.tolist(), strict=True))
+    return {c: by_class.get(c, 1.0) for c in range(classes)}
+
+
+def check_batch(first: int, strategy: Any) -> None:
+    """Warn when the replicas get unequal parts of a batch; on several workers, refuse
+    (Keras builds the model from the first batch, which must have one shape everywhere)."""
+    replicas = strategy.num_replicas_in_sync
+    if first % replicas == 0:
+        return
+    problem = (f"the first training batch ({first} scans: train.batch_size, or fewer "
+               f"training scans) is not a multiple of the {replicas} replicas")
+    if devices.num_workers(strategy) > 1:
+        raise devices.DeviceError(f"{problem}; with train.strategy=multi_worker it must be")
+    warnings.warn(f"{problem}: the replicas get unequal parts of it", stacklevel=3)
+
+
+def train_fold(
+    scenario: Scenario, data: dict[str, Part], fold_dir: Path, classes: int, fold: int,
+    verbose: int, extra_callbacks: list[Any], strategy: Any,
+) -> FoldResult:
+    """Train one model under ``strategy`` (resuming its saved state in ``fold_dir`` if
+    any); the best checkpoint's predictions, made on this process' default device."""
+    t = scenario.train
+    fold_dir.mkdir(parents=True, exist_ok=True)
+    state = EpochState(fold_dir, t.monitor, t.patience,
+                       devices.resolve_precision(t.mixed_precision))
+    train = data["train"]
+    steps = math.ceil(len(train.cached) / t.batch_size)
+    check_batch(min(t.batch_size, len(train.cached)), strategy)
+    if not state.finished(t.epochs):
+        keras.utils.set_random_seed(scenario.seed + fold)
+        shape = pipeline.input_shape([p for part in data.values() for p in part.cached])
+        augment = build_augment(scenario.augment)
+        train_ds = pipeline.training_dataset(train.cached, train.labels, t.batch_size,
+                                             scenario.seed + fold, augment or None, t.epochs,
+                                             state.epoch)
+        val_ds = (pipeline.eval_dataset(data["val"].cached, data["val"].labels, t.batch_size)
+                  if "val" in data else None)
+        callbacks: list[Any] = [state, *extra_callbacks]
+        if t.schedule == "plateau":
+            callbacks.insert(0, keras.callbacks.ReduceLROnPlateau(
+                monitor=t.monitor, factor=t.plateau_factor, patience=t.plateau_patience,
+                mode=state.mode, verbose=0))
+        with strategy.scope():
+            model = state.load_last() or compiled_model(scenario, shape, classes, steps)
+            model.fit(train_ds, epochs=t.epochs, initial_epoch=state.epoch,
+                      steps_per_epoch=steps, validation_data=val_ds, callbacks=callbacks,
+                      class_weight=class_weights(t.class_weight, train.labels, classes),
+                      shuffle=False, verbose=2 if verbose else 0)
+    state.export_best(fold_dir / "model.keras")
+    best = keras.models.load_model(fold_dir / "model.keras")
+    probs = {name: predict_part(best, part, t.batch_size) for name, part in data.items()}
+    return FoldResult(best, state.history(), data, probs)
+
+
+def predict_part(model: Any, part: Part, batch_size: int) -> np.ndarray:
+    """The model's probabilities for a part's scans, in order: (n,) binary, (n, k) else."""
+    ds = pipeline.eval_dataset(part.cached, part.labels, batch_size).map(lambda x, _: x)
+    prob = model.predict(ds, verbose=0)
+    return prob.reshape(-1) if prob.shape[-1] == 1 else prob

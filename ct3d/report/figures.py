@@ -1,0 +1,233 @@
+"""Figures of a run's training and metrics, as :class:`matplotlib.figure.Figure` objects.
+
+Every function draws on a new ``Figure`` (no pyplot state); :func:`save_figure` writes one as
+PNG. Epoch axes show integer ticks only.
+
+Example:
+    >>> fig = curves_figure({"epoch": [1, 2], "loss": [0.7, 0.5], "val_loss": [0.8, 0.6]})
+    >>> [line.get_label() for line in fig.axes[0].lines]
+    ['train', 'val']
+    >>> fig = confusion_figure({"test": [[3, 1], [0, 4]]}, ["normal", "abnormal"])
+    >>> fig.axes[1].images[0].get_array().tolist()
+    [[0.75, 0.25], [0.0, 1.0]]
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from ct3d.report.tables import ci_interval, confusion_table, format_cell
+
+__all__ = ["CURVES", "calibration_figure", "confusion_figure", "curves_figure", "note_figure",
+           "roc_figure", "save_figure", "timing_figure"]
+
+CURVES = ("loss", "accuracy", "auc")
+"""Metrics plotted per epoch (those the history holds), train and ``val_`` together."""
+
+History = Mapping[str, Sequence[float]]
+
+
+def save_figure(fig: Figure, path: str | os.PathLike[str], dpi: int = 100) -> Path:
+    """Write ``fig`` as a PNG file (tight bounding box); the path written.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     save_figure(note_figure("hello"), Path(tmp) / "a.png").read_bytes()[:4]
+        b'\\x89PNG'
+    """
+    fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    return Path(path)
+
+
+def note_figure(text: str) -> Figure:
+    """A small figure holding only ``text`` (in place of a figure that cannot be drawn).
+
+    Example:
+        >>> note_figure("no ROC curve").texts[0].get_text()
+        'no ROC curve'
+    """
+    fig = Figure(figsize=(6, 1))
+    fig.text(0.5, 0.5, text, ha="center", va="center", wrap=True)
+    return fig
+
+
+def _epoch_axis(ax: Axes) -> None:
+    ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def _as_list(histories: History | Sequence[History]) -> list[History]:
+    return [histories] if isinstance(histories, Mapping) else list(histories)
+
+
+def curves_figure(histories: History | Sequence[History], metrics: Sequence[str] = CURVES,
+                  epochs: int | None = None) -> Figure:
+    """One axes per metric: train (solid) and validation (dashed) values by epoch.
+
+    ``histories``: one history (lists by key: ``epoch``, ``loss``, ``val_loss``, ...), or one
+    per fold (each fold in its own colour, labelled ``fold i``). ``metrics``: those to plot
+    that the histories hold (``loss`` if none). ``epochs``: fix the axis to 1..``epochs``.
+
+    Example:
+        >>> folds = [{"epoch": [1, 2], "loss": [0.7, 0.5]}, {"epoch": [1], "loss": [0.6]}]
+        >>> [line.get_label() for line in curves_figure(folds).axes[0].lines]
+        ['fold 0 train', 'fold 1 train']
+    """
+    runs = _as_list(histories)
+    shown = [m for m in metrics if any(m in h or f"val_{m}" in h for h in runs)] or ["loss"]
+    fig = Figure(figsize=(4.2 * len(shown), 3.2))
+    fig.subplots_adjust(wspace=0.3)
+    for ax, metric in zip(fig.subplots(1, len(shown), squeeze=False)[0], shown, strict=True):
+        for i, history in enumerate(runs):
+            tag, color = (f"fold {i} ", f"C{i}") if len(runs) > 1 else ("", None)
+            for key, style, label in ((metric, "-", "train"), (f"val_{metric}", "--", "val")):
+                values = list(history.get(key, []))
+                if values:
+                    x = list(history.get("epoch", range(1, len(values) + 1)))[:len(values)]
+                    ax.plot(x, values, style, color=color, marker="o", markersize=3,
+                            label=f"{tag}{label}")
+        ax.set_title(metric)
+        _epoch_axis(ax)
+        if epochs:
+            ax.set_xlim(0.5, epochs + 0.5)
+        if ax.lines:
+            ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    return fig
+
+
+def timing_figure(histories: History | Sequence[History]) -> Figure:
+    """Wall time of each epoch (``time_s``) as bars; one colour per fold when several.
+
+    Example:
+        >>> fig = timing_figure({"epoch": [1, 2], "time_s": [3.5, 2.0]})
+        >>> [float(bar.get_height()) for bar in fig.axes[0].patches]
+        [3.5, 2.0]
+    """
+    runs = _as_list(histories)
+    fig = Figure(figsize=(6, 3))
+    ax = fig.subplots()
+    width = 0.8 / len(runs)
+    for i, history in enumerate(runs):
+        x = np.asarray(history["epoch"], float) + (i - (len(runs) - 1) / 2) * width
+        ax.bar(x, history["time_s"], width=width,
+               label=f"fold {i}" if len(runs) > 1 else "time")
+    ax.set(ylabel="seconds", title="wall time per epoch")
+    _epoch_axis(ax)
+    if len(runs) > 1:
+        ax.legend(fontsize=8)
+    return fig
+
+
+def confusion_figure(matrices: Mapping[str, Sequence[Sequence[int]]],
+                     class_names: Sequence[str]) -> Figure:
+    """Heat maps of confusion matrices (rows = true class): counts and row-normalized.
+
+    ``matrices``: one row of the figure per title (e.g. from
+    :func:`~ct3d.report.confusion_matrices`); the class names label both axes.
+
+    Example:
+        >>> fig = confusion_figure({"train": [[5, 1], [0, 6]], "test": [[2, 0], [1, 1]]},
+        ...                        ["normal", "abnormal"])
+        >>> [ax.get_title() for ax in fig.axes][1:3]
+        ['train: row-normalized', 'test: counts']
+    """
+    fig = Figure(figsize=(8.5, 3.6 * len(matrices)))
+    fig.subplots_adjust(wspace=0.5, hspace=0.55)
+    grid = fig.subplots(len(matrices), 2, squeeze=False)
+    for row, (title, matrix) in zip(grid, matrices.items(), strict=True):
+        for ax, normalize, kind, spec in ((row[0], False, "counts", "d"),
+                                          (row[1], True, "row-normalized", ".2f")):
+            values = confusion_table(matrix, class_names, normalize).to_numpy()
+            top = max(float(values.max()), 1e-9)
+            ax.imshow(values, cmap="Blues", vmin=0, vmax=top)
+            for (i, j), v in np.ndenumerate(values):
+                ax.text(j, i, format(v, spec), ha="center", va="center",
+                        color="white" if v > top / 2 else "black")
+            ticks = range(len(class_names))
+            ax.set_xticks(ticks, class_names, rotation=30)
+            ax.set_yticks(ticks, class_names)
+            ax.set(xlabel="predicted", ylabel="true", title=f"{title}: {kind}")
+    return fig
+
+
+def _part_title(name: str, metrics: Mapping[str, Any]) -> str:
+    return f"{name}, {metrics.get('evaluated_on', 'evaluated')} (n = {metrics['n']})"
+
+
+def roc_figure(metrics: Mapping[str, Any]) -> Figure:
+    """The ROC curve of the evaluated part, with its AUC and 95% interval in the legend.
+
+    Multi-class metrics, or a part with one class only, have no ROC curve: the figure then
+    says so.
+
+    Example:
+        >>> from ct3d.evaluate import evaluate_predictions
+        >>> m = evaluate_predictions([0, 1, 0, 1], [0.2, 0.9, 0.6, 0.7], n_boot=0)
+        >>> fig = roc_figure({**m, "evaluated_on": "test"})
+        >>> fig.axes[0].lines[0].get_xdata().tolist() == m["roc"]["fpr"], fig.axes[0].get_title()
+        (True, 'ROC, test (n = 4)')
+    """
+    roc = metrics.get("roc")
+    if not roc:
+        return note_figure("No ROC curve: it needs a binary task with both classes among "
+                           "the evaluated scans.")
+    fig = Figure(figsize=(4.5, 4.5))
+    ax = fig.subplots()
+    bounds = ci_interval(metrics, "auc")
+    ax.plot(roc["fpr"], roc["tpr"], marker=".",
+            label=f"AUC {format_cell(metrics['auc'])} {format_cell(bounds)}")
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="chance")
+    ax.set(xlabel="false positive rate (1 - specificity)",
+           ylabel="true positive rate (sensitivity)", title=_part_title("ROC", metrics),
+           xlim=(-0.02, 1.02), ylim=(-0.02, 1.02))
+    ax.legend(loc="lower right", fontsize=8)
+    return fig
+
+
+def calibration_figure(metrics: Mapping[str, Any]) -> Figure:
+    """Reliability diagram of the evaluated part: observed vs predicted, and scans per bin.
+
+    From ``metrics["calibration"]`` (:func:`ct3d.evaluate.calibration`): above, the fraction
+    of positives in each probability bin (bars; empty bins have none) with the bins' mean
+    predicted probability (points) and the diagonal; below, the number of scans per bin.
+    The title gives the Brier score. Multi-class metrics have no calibration: the figure
+    then says so.
+
+    Example:
+        >>> from ct3d.evaluate import evaluate_predictions
+        >>> m = evaluate_predictions([0, 1, 0, 1], [0.2, 0.9, 0.6, 0.7], n_boot=0)
+        >>> counts = calibration_figure(m).axes[1].patches
+        >>> [bar.get_height() for bar in counts] == m["calibration"]["count"]
+        True
+    """
+    cal = metrics.get("calibration")
+    if not cal:
+        return note_figure("No calibration: it needs a binary task.")
+    edges = np.asarray(cal["edges"])
+    centres, widths = (edges[:-1] + edges[1:]) / 2, np.diff(edges)
+    observed = np.array([np.nan if v is None else v for v in cal["observed"]])
+    predicted = np.array([np.nan if v is None else v for v in cal["mean_predicted"]])
+    fig = Figure(figsize=(5, 5.5))
+    top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    top.bar(centres, observed, width=widths, color="C0", alpha=0.6, edgecolor="C0",
+            label="fraction positive")
+    top.plot(predicted, observed, "o", color="C1", label="mean predicted")
+    top.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfectly calibrated")
+    title = _part_title("calibration", metrics)
+    top.set(ylabel="fraction positive", ylim=(0, 1.02),
+            title=f"{title}\nBrier score {format_cell(cal['brier'])}")
+    top.legend(loc="upper left", fontsize=8)
+    bottom.bar(centres, cal["count"], width=widths, color="C2", edgecolor="C2", alpha=0.6)
+    bottom.set(xlabel="predicted probability", ylabel="scans", xlim=(0, 1))
+    bottom.yaxis.set_major_locator(MaxNLocator(integer=True))
+    return fig
