@@ -63,6 +63,8 @@ def test_curves_keep_to_the_metrics_logged() -> None:
     assert [ax.get_title() for ax in fig.axes] == ["loss"]
     assert fig.axes[0].get_xlim() == (0.5, 5.5)
     assert _tick_labels(fig, 0) == ["1", "2", "3", "4", "5"]
+    one = report.curves_figure({"epoch": [1], "loss": [0.5], "val_loss": [0.6]}, epochs=1)
+    assert _tick_labels(one, 0) == ["1"]  # one epoch so far: still no 0.5, 0.6, ... ticks
 
 
 def test_timing_bars_are_the_epoch_times(runs: dict[str, report.Run]) -> None:

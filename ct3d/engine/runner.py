@@ -113,8 +113,7 @@ def run(
     else:
         run_dir = Path(out if out is not None else scenario.out)
     scenario.validate()
-    chief = devices.chief_from_env(scenario.train.strategy)
-    if chief and resume is None:
+    if resume is None and devices.chief_from_env(scenario.train.strategy):
         rundir.check_out(run_dir, force)
     devices.configure_from_env()
 
@@ -127,11 +126,12 @@ def run(
     from ct3d.engine.fit import train_fold  # imports TensorFlow
     from ct3d.engine.pooling import write_metrics
 
+    strategy = devices.make_strategy(scenario.train.strategy)  # before TensorFlow runs anything
     if scenario.train.deterministic:
         import tensorflow as tf
 
         tf.config.experimental.enable_op_determinism()
-    strategy = devices.make_strategy(scenario.train.strategy)
+    chief = devices.is_chief(strategy)
     work_dir = run_dir if chief else Path(tempfile.mkdtemp(prefix="ct3d-worker-"))
     try:
         if chief and resume is None:

@@ -62,7 +62,7 @@ def note_figure(text: str) -> Figure:
 
 def _epoch_axis(ax: Axes) -> None:
     ax.set_xlabel("epoch")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
 
 
 def _as_list(histories: History | Sequence[History]) -> list[History]:
