@@ -41,6 +41,8 @@ SHAPE = (6, 5, 8)
 SPACING = (0.7, 0.5, 2.5)
 UID_A = "1.2.826.0.1.3680043.8.498.101"
 UID_B = "1.2.826.0.1.3680043.8.498.202"
+STUDY_UID = "1.2.826.0.1.3680043.8.498.303"
+FRAME_UID = "1.2.826.0.1.3680043.8.498.404"
 
 
 def _affine(kind: str) -> np.ndarray:
@@ -89,7 +91,8 @@ def _ds(vol: Volume, k: int, *, uid: str = UID_A, modality: str = "CT", slope: f
     ds.file_meta = meta
     ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, meta.MediaStorageSOPInstanceUID
     ds.Modality, ds.SeriesInstanceUID, ds.SeriesDescription = modality, uid, description
-    ds.InstanceNumber = number
+    ds.StudyInstanceUID, ds.FrameOfReferenceUID = STUDY_UID, FRAME_UID
+    ds.SeriesNumber, ds.InstanceNumber = 3, number
     ds.Rows, ds.Columns = vol.shape[1], vol.shape[0]
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
     ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
@@ -248,6 +251,16 @@ def test_non_ct_modality_refused(tmp_path: Path, modality: str) -> None:
         read_dicom_series(tmp_path)
 
 
+@pytest.mark.parametrize(("modality", "found"), [("MR", "MR"), (None, "(none)")])
+def test_mixed_modalities_counted(tmp_path: Path, modality: str | None, found: str) -> None:
+    files = write_series(tmp_path, _reference())
+    _rewrite(files[3], Modality=modality)
+    with _raises(tmp_path, re.escape(f"series {UID_A} has modality CT in 7 file(s) (slice_000.dcm, "
+                                     f"slice_001.dcm, slice_002.dcm, ...), {found} in 1 file(s) "
+                                     f"(slice_003.dcm): ct3d reads CT image series only")):
+        read_dicom_series(tmp_path)
+
+
 # --- slices missing, repeated or inconsistent -------------------------------------------------
 
 
@@ -294,8 +307,9 @@ def test_conflicting_duplicate_refused(tmp_path: Path) -> None:
     write_series(tmp_path, ref)
     _ds(ref.replace(array=ref.array + 1), 5).save_as(tmp_path / "other_5.dcm",
                                                       enforce_file_format=True)
-    with _raises(tmp_path, "other_5.dcm and slice_005.dcm are at the same position but hold "
-                           "different pixels"):
+    with _raises(tmp_path, re.escape("other_5.dcm and slice_005.dcm are at the same position but "
+                                     "hold different pixels (30 of 30 pixels differ, by up to "
+                                     "1 HU)")):
         read_dicom_series(tmp_path)
 
 
@@ -307,20 +321,26 @@ def test_single_slice_refused(tmp_path: Path) -> None:
         read_dicom_series(tmp_path)
 
 
-def _rewrite(path: Path, **changes: object) -> None:
-    ds = pydicom.dcmread(path)
+def _apply(ds: Dataset, changes: dict[str, object]) -> None:
+    """Set each keyword of ``changes`` to its value; ``None`` removes the element."""
     for keyword, value in changes.items():
         if value is None:
-            delattr(ds, keyword)
+            if keyword in ds:
+                delattr(ds, keyword)
         else:
             setattr(ds, keyword, value)
+
+
+def _rewrite(path: Path, **changes: object) -> None:
+    ds = pydicom.dcmread(path)
+    _apply(ds, changes)
     ds.save_as(path, enforce_file_format=True)
 
 
 @pytest.mark.parametrize(("changes", "pattern"), [
     ({"ImageOrientationPatient": [1, 0, 0, 0, 0.995037, 0.099504]},
-     "ImageOrientationPatient \\[1, 0, 0, 0, 0.995, 0.0995\\] differs from \\[1, 0, 0, 0, 1, "
-     "0\\] in slice_000.dcm: slices of one volume must share one orientation"),
+     "ImageOrientationPatient \\[1, 0, 0, 0, 0.995037, 0.099504\\] differs from \\[1, 0, 0, 0, "
+     "1, 0\\] in slice_000.dcm: slices of one volume must share one orientation"),
     ({"PixelSpacing": [0.5, 0.8]}, "PixelSpacing \\[0.5, 0.8\\] differs from \\[0.5, 0.7\\]"),
 ])
 def test_inconsistent_slices_refused(tmp_path: Path, changes: dict[str, object],
@@ -351,27 +371,158 @@ def test_other_image_size_refused(tmp_path: Path) -> None:
         read_dicom_series(tmp_path)
 
 
+# --- anonymized series: SeriesInstanceUID blanked ---------------------------------------------
+
+AGREE = ("Rows, Columns, ImageOrientationPatient, PixelSpacing, SliceThickness, "
+         "FrameOfReferenceUID, StudyInstanceUID, SeriesNumber agree across them")
+
+
+def _blank_uid(files: Sequence[Path], values: Sequence[str | None]) -> None:
+    """SeriesInstanceUID removed (``None``) or emptied (``""``) file by file, as anonymizers do."""
+    for path, value in zip(files, values, strict=True):
+        _rewrite(path, SeriesInstanceUID=value)
+
+
+@pytest.mark.parametrize(("values", "found"), [
+    ([None] * 8, "missing in 8 file(s)"),
+    ([""] * 8, "empty in 8 file(s)"),
+    ([None] * 3 + [""] * 5, "missing in 3 and empty in 5 file(s)"),
+])
+def test_series_without_uid_read_as_one_with_warning(tmp_path: Path, values: list[str | None],
+                                                     found: str) -> None:
+    ref = _reference()
+    _blank_uid(write_series(tmp_path, ref), values)
+    with pytest.warns(DicomWarning, match=re.escape(
+            f"{tmp_path}: SeriesInstanceUID (0020,000E) is {found}; read as one series, since "
+            f"{AGREE}")):
+        vol = read_dicom_series(tmp_path)
+    _same(vol, ref)
+    [info] = list_series(tmp_path)
+    assert (info.uid, len(info.files)) == ("", 8)
+    assert str(info) == "(no SeriesInstanceUID) ('AX LUNG', CT, 8 files)"
+
+
+def test_series_without_uid_compares_tags_where_present(tmp_path: Path) -> None:
+    ref = _reference()
+    files = write_series(tmp_path, ref)
+    _blank_uid(files, [""] * 8)
+    for path in files[:3]:
+        _rewrite(path, FrameOfReferenceUID=None, SeriesNumber=None)
+    _rewrite(files[5], StudyInstanceUID="")
+    with pytest.warns(DicomWarning, match=re.escape(f"since {AGREE}")):
+        np.testing.assert_array_equal(read_dicom_series(tmp_path).array, ref.array)
+
+
+ANONYMIZED = {"SeriesInstanceUID": "", "SOPInstanceUID": "", "InstanceNumber": None,
+              "StudyInstanceUID": "", "FrameOfReferenceUID": None, "SeriesNumber": None,
+              "SeriesDescription": None, "SliceThickness": None, "PatientName": "",
+              "PatientID": "", "StudyDate": "", "AccessionNumber": ""}
+
+
+def test_other_blanked_tags_still_read(tmp_path: Path) -> None:
+    ref = _reference()
+    for path in write_series(tmp_path, ref):
+        ds = pydicom.dcmread(path)
+        _apply(ds, ANONYMIZED)
+        ds.file_meta.MediaStorageSOPInstanceUID = ""
+        ds.save_as(path)  # an empty MediaStorageSOPInstanceUID is not standard: not enforced
+    note = (f"{tmp_path}: SeriesInstanceUID (0020,000E) is empty in 8 file(s); read as one series, "
+            f"since Rows, Columns, ImageOrientationPatient, PixelSpacing agree across them "
+            f"(SliceThickness, FrameOfReferenceUID, StudyInstanceUID, SeriesNumber absent or empty "
+            f"in every file)")
+    with pytest.warns(DicomWarning, match=re.escape(note)):
+        vol = read_dicom_series(tmp_path)
+    _same(vol, ref)
+    assert list_series(tmp_path)[0].description == ""
+
+
+def _found(keyword: str, usual: str, other: str) -> str:
+    return (f"{keyword} differs: {usual} in 7 file(s) (slice_000.dcm, slice_001.dcm, "
+            f"slice_002.dcm, ...), {other} in 1 file(s) (slice_004.dcm)")
+
+
+@pytest.mark.parametrize(("changes", "found"), [
+    ({"ImageOrientationPatient": [1, 0, 0, 0, 0.995037, 0.099504]},
+     _found("ImageOrientationPatient", "[1, 0, 0, 0, 1, 0]", "[1, 0, 0, 0, 0.995037, 0.099504]")),
+    ({"PixelSpacing": [0.5, 0.8]}, _found("PixelSpacing", "[0.5, 0.7]", "[0.5, 0.8]")),
+    ({"Rows": 4}, _found("Rows", "5", "4")),
+    ({"Columns": 9}, _found("Columns", "6", "9")),
+    ({"SliceThickness": 5.0}, _found("SliceThickness", "2.5", "5")),
+    ({"FrameOfReferenceUID": UID_B}, _found("FrameOfReferenceUID", FRAME_UID, UID_B)),
+    ({"StudyInstanceUID": UID_B}, _found("StudyInstanceUID", STUDY_UID, UID_B)),
+    ({"SeriesNumber": 4}, _found("SeriesNumber", "3", "4")),
+    ({"PixelSpacing": [0.5, 0.8], "StudyInstanceUID": UID_B},
+     _found("PixelSpacing", "[0.5, 0.7]", "[0.5, 0.8]") + "; "
+     + _found("StudyInstanceUID", STUDY_UID, UID_B)),
+])
+def test_series_without_uid_refused_when_not_one_series(tmp_path: Path,
+                                                        changes: dict[str, object],
+                                                        found: str) -> None:
+    files = write_series(tmp_path, _stored(_reference(), *ACQUISITIONS["axial_head_first"]))
+    _blank_uid(files, [""] * 8)
+    _rewrite(files[4], **changes)
+    with _raises(tmp_path, re.escape(f"SeriesInstanceUID (0020,000E) is empty in 8 file(s), and "
+                                     f"they are not one series: {found}")):
+        read_dicom_series(tmp_path)
+
+
+def test_files_without_uid_beside_a_series_refused(tmp_path: Path) -> None:
+    files = write_series(tmp_path, _reference())
+    _blank_uid(files[5:], [None, "", ""])
+    message = re.escape(
+        f"SeriesInstanceUID (0020,000E) is missing in 1 and empty in 2 file(s) (slice_005.dcm, "
+        f"slice_006.dcm, slice_007.dcm) beside 1 series with one ({UID_A} ('AX LUNG', CT, 5 "
+        f"files)): cannot tell which series these files belong to")
+    for series in (None, UID_A):
+        with _raises(tmp_path, message):
+            read_dicom_series(tmp_path, series=series)
+    assert [(s.uid, len(s.files)) for s in list_series(tmp_path)] == [("", 3), (UID_A, 5)]
+
+
 # --- unreadable files -------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(("value", "found"), [(None, "missing"), ([], "empty")])
 @pytest.mark.parametrize(("keyword", "tag"), [("ImagePositionPatient", "(0020,0032)"),
                                               ("ImageOrientationPatient", "(0020,0037)"),
-                                              ("PixelSpacing", "(0028,0030)")])
-def test_missing_tag_names_file_and_tag(tmp_path: Path, keyword: str, tag: str) -> None:
+                                              ("PixelSpacing", "(0028,0030)"),
+                                              ("Rows", "(0028,0010)"), ("Columns", "(0028,0011)")])
+def test_missing_tag_names_file_and_tag(tmp_path: Path, keyword: str, tag: str,
+                                        value: list[str] | None, found: str) -> None:
     files = write_series(tmp_path, _reference())
-    _rewrite(files[6], **{keyword: None})
-    with _raises(files[6], re.escape(f"missing {keyword} {tag}, needed")):
+    _rewrite(files[6], **{keyword: value})
+    with _raises(files[6], re.escape(f"{found} {keyword} {tag}, needed")):
+        read_dicom_series(tmp_path)
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"PixelSpacing": [0.5, 0.7, 0.3]}, "invalid PixelSpacing [0.5, 0.7, 0.3]: expected 2 finite "
+                                        "numbers"),
+    ({"Columns": 0}, "invalid Columns 0: expected a positive whole number"),
+])
+def test_invalid_value_quoted(tmp_path: Path, changes: dict[str, object], message: str) -> None:
+    files = write_series(tmp_path, _reference())
+    _rewrite(files[6], **changes)
+    with _raises(files[6], re.escape(message)):
         read_dicom_series(tmp_path)
 
 
 CORRUPTIONS = {
     "pixels_cut": (lambda data: data[:-10],
-                   "pixel data truncated or corrupt \\(The number of bytes of pixel data is less"),
-    "header_cut": (lambda data: data[:300],
-                   "no SeriesInstanceUID \\(0020,000E\\): the file is truncated or corrupt"),
+                   "cannot read the pixel data \\(The number of bytes of pixel data is less"),
+    "header_cut": (lambda data: data[:300], re.escape(
+        "no SOPClassUID (0008,0016), Modality (0008,0060) or SeriesInstanceUID (0020,000E) in the "
+        "header: it holds 0 data element(s) (300-byte file, DICM marker at byte 128)")),
     "bad_vr": (lambda data: data.replace(b"\x02\x00\x10\x00UI", b"\x02\x00\x10\x00U?", 1),
-               "corrupt DICOM file, cannot parse its header \\(Unknown Value Representation"),
-    "garbage": (lambda data: b"garbage " * 100, "no SeriesInstanceUID"),
+               "cannot parse the DICOM header \\(Unknown Value Representation"),
+    "garbage": (lambda data: b"garbage " * 100, re.escape(
+        "no SOPClassUID (0008,0016), Modality (0008,0060) or SeriesInstanceUID (0020,000E) in the "
+        "header: it holds 1 data element(s): (6167,6272) (800-byte file, no DICM marker at byte "
+        "128)")),
+    "no_preamble_bad_vr": (
+        lambda data: data[132:].replace(b"\x02\x00\x10\x00UI", b"\x02\x00\x10\x00U?", 1),
+        "cannot parse the DICOM header \\(Unknown Value Representation .*\\); the file has no "
+        "DICM marker at byte 128"),
 }
 
 
@@ -403,6 +554,9 @@ def test_folder_errors(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("x")
     with _raises(tmp_path / "notes.txt", "not a folder"):
         read_dicom_series(tmp_path / "notes.txt")
+    with _raises(tmp_path, re.escape("no DICOM files in this folder (1 other file(s): "
+                                     "notes.txt)")):
+        read_dicom_series(tmp_path)
     write_series(tmp_path / "patient" / "series_1", _reference())
     with _raises(tmp_path / "patient", re.escape("no DICOM files in this folder (0 other "
                                                  "file(s)); it has sub-folders (series_1)")):

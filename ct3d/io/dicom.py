@@ -5,8 +5,9 @@
 position along the slice normal (never by file name or InstanceNumber), rescaled to HU, placed
 with their DICOM (LPS) geometry converted to RAS, and put in canonical RAS+ voxel order.
 Whatever makes a folder unusable is a :class:`~ct3d.io.ScanError` naming the file or folder
-and the problem; what ct3d fixes itself (skipped non-DICOM files, identical duplicate slices,
-missing slices filled by interpolation) is reported as a :class:`DicomWarning`.
+and what was found there; what ct3d fixes itself (skipped non-DICOM files, identical duplicate
+slices, missing slices filled by interpolation, an anonymized series read without its
+SeriesInstanceUID) is reported as a :class:`DicomWarning`.
 
 Example::
 
@@ -27,6 +28,7 @@ import numpy as np
 import pydicom
 from nibabel.orientations import apply_orientation, inv_ornt_aff, io_orientation
 from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
 from pydicom.pixels import get_decoder
 from pydicom.tag import Tag
 from pydicom.uid import UID, MediaStorageDirectoryStorage
@@ -48,6 +50,14 @@ GAP_TOLERANCE = 0.1
 """A slice step deviating from the median step by more than this fraction is a gap."""
 SAME_POSITION_MM = 0.01
 """Slices closer than this along the slice normal are duplicates."""
+SAME_VALUE = 1e-4
+"""Header numbers (orientation, spacing) closer than this (relative above 1) are the same."""
+IDENTITY_TAGS = ("SOPClassUID", "Modality", "SeriesInstanceUID")
+"""A header holding none of these (even empty) is not read as a DICOM image."""
+ONE_SERIES_TAGS = ("Rows", "Columns", "ImageOrientationPatient", "PixelSpacing", "SliceThickness",
+                   "FrameOfReferenceUID", "StudyInstanceUID", "SeriesNumber")
+"""Files without a SeriesInstanceUID are read as one series when these agree wherever present."""
+NO_UID = "(no SeriesInstanceUID)"
 _DECODER_HINT = ("install a decoder (pip install pylibjpeg pylibjpeg-libjpeg pylibjpeg-openjpeg, "
                  "or python-gdcm) or decompress the series first (gdcmconv --raw, or dcmdjpeg "
                  "from DCMTK for JPEG)")
@@ -69,6 +79,8 @@ class DicomWarning(UserWarning):
 class SeriesInfo:
     """One series found in a folder: its UID, description, modality and files.
 
+    ``uid`` is ``""`` for the files whose SeriesInstanceUID is missing or empty (anonymized).
+
     Example:
         >>> info = SeriesInfo("1.2.3", "AX LUNG", "CT", (Path("a.dcm"), Path("b.dcm")))
         >>> str(info)
@@ -81,7 +93,8 @@ class SeriesInfo:
     files: tuple[Path, ...]
 
     def __str__(self) -> str:
-        return f"{self.uid} ({self.description!r}, {self.modality}, {len(self.files)} files)"
+        return (f"{self.uid or NO_UID} ({self.description!r}, {self.modality}, "
+                f"{len(self.files)} files)")
 
 
 def is_dicom_file(path: str | os.PathLike[str]) -> bool:
@@ -113,7 +126,8 @@ def is_series_folder(path: str | os.PathLike[str]) -> bool:
 def list_series(folder: str | os.PathLike[str]) -> list[SeriesInfo]:
     """The DICOM series in ``folder`` (its files only, not sub-folders), sorted by UID.
 
-    Only headers are read. Non-DICOM files and ``DICOMDIR`` are ignored.
+    Only headers are read. Non-DICOM files and ``DICOMDIR`` are ignored. Files whose
+    SeriesInstanceUID is missing or empty (anonymized) are listed together with ``uid=""``.
 
     Raises:
         ScanError: the folder is missing or holds no DICOM file, or a DICOM file in it is
@@ -135,6 +149,10 @@ def read_dicom_series(folder: str | os.PathLike[str], series: str | None = None)
     RescaleIntercept, and placed with PixelSpacing (row, column) and the slice positions.
     Identical duplicate slices are kept once, and missing slices or uneven steps are filled by
     linear interpolation onto a uniform slice grid; both with a :class:`DicomWarning`.
+    Files whose SeriesInstanceUID is missing or empty (anonymizers blank UIDs) are read as one
+    series, with a :class:`DicomWarning`, when their Rows, Columns, ImageOrientationPatient,
+    PixelSpacing, SliceThickness, FrameOfReferenceUID, StudyInstanceUID and SeriesNumber agree
+    wherever present.
 
     Args:
         folder: a folder holding the slices of one series (one file per slice).
@@ -145,7 +163,9 @@ def read_dicom_series(folder: str | os.PathLike[str], series: str | None = None)
         ScanError: the folder has no series, several series and no ``series`` (the error
             lists them), an unknown ``series``, or a series that is not CT, has one slice,
             mixes orientations / pixel sizes / stacks, has two different slices at one
-            position, lacks a required tag, is corrupt, or is compressed with no decoder.
+            position, lacks a required tag, is corrupt, or is compressed with no decoder; files
+            without a SeriesInstanceUID whose geometry differs, or that sit beside a series with
+            a UID.
 
     Example:
         >>> vol = read_dicom_series("export/patient_7")  # doctest: +SKIP
@@ -159,22 +179,15 @@ def read_dicom_series(folder: str | os.PathLike[str], series: str | None = None)
     folder = Path(folder)
     found, skipped = _group(folder)
     if skipped:
-        shown = ", ".join(p.name for p in skipped[:5]) + (", ..." if len(skipped) > 5 else "")
         warnings.warn(f"{folder}: skipped {len(skipped)} file(s) that are not DICOM images: "
-                      f"{shown}", DicomWarning, stacklevel=2)
-    listing = "; ".join(str(info) for info, _ in found)
-    if series is not None:
-        chosen = [item for item in found if item[0].uid == series.strip()]
-        if not chosen:
-            raise ScanError(folder, f"no series {series!r} here; series found: {listing}")
-        info, headers = chosen[0]
-    elif len(found) > 1:
-        raise ScanError(folder, f"{len(found)} series in one folder: {listing}; choose one "
-                                f"with read_volume(folder, series=UID), or move each series "
-                                f"into a folder of its own")
-    else:
-        info, headers = found[0]
-    return _read_series(folder, info, headers)
+                      f"{_names(skipped)}", DicomWarning, stacklevel=2)
+    _refuse_files_without_uid(folder, found)
+    info, headers = _choose(folder, found, series)
+    note = None if info.uid else _one_series(folder, info, headers)
+    volume = _read_series(folder, info, headers)
+    if note:
+        warnings.warn(note, DicomWarning, stacklevel=2)
+    return volume
 
 
 # --- finding the series -----------------------------------------------------------------------
@@ -189,6 +202,11 @@ def _has_marker(path: Path) -> bool:
         return False
 
 
+def _names(paths: Sequence[Path], limit: int = 5) -> str:
+    """The first ``limit`` file names, then ``...`` if there are more."""
+    return ", ".join(p.name for p in paths[:limit]) + (", ..." if len(paths) > limit else "")
+
+
 def _read_header(path: Path) -> Dataset | None:
     """The header of a DICOM image file; ``None`` for a file that is not one (to skip)."""
     marker = _has_marker(path)
@@ -199,15 +217,29 @@ def _read_header(path: Path) -> Dataset | None:
     except OSError as exc:
         raise ScanError(path, f"cannot read file ({detail(exc)})") from exc
     except Exception as exc:  # pydicom raises many types on corrupt headers
-        raise ScanError(path, f"corrupt DICOM file, cannot parse its header "
-                              f"({detail(exc)})") from exc
+        unmarked = "" if marker else "; the file has no DICM marker at byte 128"
+        raise ScanError(path, f"cannot parse the DICOM header ({detail(exc)}){unmarked}") from exc
     meta = getattr(ds, "file_meta", None)
     if meta is not None and meta.get("MediaStorageSOPClassUID") == MediaStorageDirectoryStorage:
         return None
-    if not ds.get("SeriesInstanceUID"):
-        raise ScanError(path, f"no SeriesInstanceUID {Tag('SeriesInstanceUID')}: the file is "
-                              f"truncated or corrupt, or not a DICOM image")
+    if not any(keyword in ds for keyword in IDENTITY_TAGS):
+        raise ScanError(path, _no_identity(path, ds, marker))
     return ds
+
+
+def _no_identity(path: Path, ds: Dataset, marker: bool) -> str:
+    """What a header holding none of :data:`IDENTITY_TAGS` holds instead."""
+    tags = [str(element.tag) for element in ds]
+    shown = ": " + ", ".join(tags[:5]) + (", ..." if len(tags) > 5 else "") if tags else ""
+    wanted = [f"{keyword} {Tag(keyword)}" for keyword in IDENTITY_TAGS]
+    return (f"no {', '.join(wanted[:-1])} or {wanted[-1]} in the header: it holds {len(tags)} "
+            f"data element(s){shown} ({path.stat().st_size}-byte file, "
+            f"{'' if marker else 'no '}DICM marker at byte 128)")
+
+
+def _series_uid(ds: Dataset) -> str:
+    """The SeriesInstanceUID, ``""`` when it is missing or empty."""
+    return str(ds.get("SeriesInstanceUID") or "").strip()
 
 
 def _group(folder: Path) -> tuple[list[tuple[SeriesInfo, list[Dataset]]], list[Path]]:
@@ -226,13 +258,14 @@ def _group(folder: Path) -> tuple[list[tuple[SeriesInfo, list[Dataset]]], list[P
         if ds is None:
             skipped.append(path)
         else:
-            headers.setdefault(str(ds.SeriesInstanceUID), []).append((path, ds))
+            headers.setdefault(_series_uid(ds), []).append((path, ds))
     if not headers:
         subfolders = [p.name for p in entries if p.is_dir()]
         hint = (f"; it has sub-folders ({', '.join(subfolders[:5])}): pass one series folder"
                 if subfolders else "")
-        raise ScanError(folder, f"no DICOM files in this folder ({len(files)} other file(s))"
-                                f"{hint}")
+        others = f": {_names(files)}" if files else ""
+        raise ScanError(folder, f"no DICOM files in this folder ({len(files)} other file(s)"
+                                f"{others}){hint}")
     found = []
     for uid, items in sorted(headers.items()):
         first = items[0][1]
@@ -240,6 +273,120 @@ def _group(folder: Path) -> tuple[list[tuple[SeriesInfo, list[Dataset]]], list[P
                           str(first.get("Modality", "")), tuple(p for p, _ in items))
         found.append((info, [ds for _, ds in items]))
     return found, skipped
+
+
+def _choose(folder: Path, found: list[tuple[SeriesInfo, list[Dataset]]],
+            series: str | None) -> tuple[SeriesInfo, list[Dataset]]:
+    """The series ``series`` names, or the only one found."""
+    listing = "; ".join(str(info) for info, _ in found)
+    if series is not None:
+        chosen = [item for item in found if item[0].uid == series.strip()]
+        if not chosen:
+            raise ScanError(folder, f"no series {series!r} here; series found: {listing}")
+        return chosen[0]
+    if len(found) > 1:
+        raise ScanError(folder, f"{len(found)} series in one folder: {listing}; choose one "
+                                f"with read_volume(folder, series=UID), or move each series "
+                                f"into a folder of its own")
+    return found[0]
+
+
+# --- files without a SeriesInstanceUID (anonymized) -------------------------------------------
+
+_Value = np.ndarray | str
+
+
+def _blank_uid(headers: Sequence[Dataset]) -> str:
+    """How the SeriesInstanceUID of ``headers`` is blank: missing, empty, or both, with counts."""
+    missing = sum("SeriesInstanceUID" not in ds for ds in headers)
+    empty = len(headers) - missing
+    counts = [f"{word} in {n}" for word, n in (("missing", missing), ("empty", empty)) if n]
+    return f"SeriesInstanceUID {Tag('SeriesInstanceUID')} is {' and '.join(counts)} file(s)"
+
+
+def _refuse_files_without_uid(folder: Path,
+                              found: list[tuple[SeriesInfo, list[Dataset]]]) -> None:
+    """Files without a SeriesInstanceUID beside a series with one cannot be assigned."""
+    others = [info for info, _ in found if info.uid]
+    blank = [(info, headers) for info, headers in found if not info.uid]
+    if blank and others:
+        info, headers = blank[0]
+        raise ScanError(folder, f"{_blank_uid(headers)} ({_names(info.files)}) beside "
+                                f"{len(others)} series with one "
+                                f"({'; '.join(str(o) for o in others)}): cannot tell which "
+                                f"series these files belong to; move them into a folder of "
+                                f"their own, or give them their SeriesInstanceUID back")
+
+
+def _tag_value(ds: Dataset, keyword: str) -> _Value | None:
+    """``keyword``'s value as numbers (text for UIDs and non-numbers); ``None`` if absent/empty."""
+    value = ds.get(keyword)
+    values = list(value) if isinstance(value, MultiValue) else [value]
+    if value is None or not values or str(value).strip() == "":
+        return None
+    if keyword.endswith("UID"):
+        return str(value).strip()
+    try:
+        return np.array(values, dtype=float)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def _close(a: np.ndarray, b: np.ndarray) -> bool:
+    """Equal within :data:`SAME_VALUE` (relative to ``b`` where it is above 1)."""
+    return float(np.abs(a - b).max()) <= SAME_VALUE * max(1.0, float(np.abs(b).max()))
+
+
+def _same_value(a: _Value, b: _Value) -> bool:
+    if isinstance(a, str) or isinstance(b, str):
+        return isinstance(a, str) and isinstance(b, str) and a == b
+    return a.shape == b.shape and _close(a, b)
+
+
+def _by_value(files: Sequence[Path],
+              values: Sequence[_Value | None]) -> list[tuple[_Value, list[Path]]]:
+    """The files grouped by value, in order of first appearance; ``None`` values left out."""
+    groups: list[tuple[_Value, list[Path]]] = []
+    for path, value in zip(files, values, strict=True):
+        if value is None:
+            continue
+        group = next((g for g in groups if _same_value(g[0], value)), None)
+        if group is None:
+            groups.append((value, [path]))
+        else:
+            group[1].append(path)
+    return groups
+
+
+def _show(value: _Value) -> str:
+    if isinstance(value, str):
+        return value
+    return _fmt(value) if value.size > 1 else f"{value[0]:.6g}"
+
+
+def _counted(groups: list[tuple[_Value, list[Path]]]) -> str:
+    """``value in n file(s) (names), ...`` for each group."""
+    return ", ".join(f"{_show(value)} in {len(paths)} file(s) ({_names(paths, 3)})"
+                     for value, paths in groups)
+
+
+def _one_series(folder: Path, info: SeriesInfo, headers: Sequence[Dataset]) -> str:
+    """The warning to give when files without a SeriesInstanceUID are one series.
+
+    They are when each of :data:`ONE_SERIES_TAGS` has one value wherever present; otherwise a
+    :class:`ScanError` names each tag that differs, its values and the files holding them.
+    """
+    groups = {keyword: _by_value(info.files, [_tag_value(ds, keyword) for ds in headers])
+              for keyword in ONE_SERIES_TAGS}
+    differ = [f"{keyword} differs: {_counted(g)}" for keyword, g in groups.items() if len(g) > 1]
+    if differ:
+        raise ScanError(folder, f"{_blank_uid(headers)}, and they are not one series: "
+                                f"{'; '.join(differ)}")
+    agree = ", ".join(keyword for keyword, g in groups.items() if g)
+    absent = ", ".join(keyword for keyword, g in groups.items() if not g)
+    note = f" ({absent} absent or empty in every file)" if absent else ""
+    return (f"{folder}: {_blank_uid(headers)}; read as one series, since {agree} agree across "
+            f"them{note}")
 
 
 # --- checking the headers ---------------------------------------------------------------------
@@ -258,7 +405,8 @@ class _Slice:
 def _required(path: Path, ds: Dataset, keyword: str, why: str) -> object:
     value = ds.get(keyword)
     if value is None or value == "":
-        raise ScanError(path, f"missing {keyword} {Tag(keyword)}, needed {why}")
+        found = "empty" if keyword in ds else "missing"
+        raise ScanError(path, f"{found} {keyword} {Tag(keyword)}, needed {why}")
     return value
 
 
@@ -269,8 +417,16 @@ def _numbers(path: Path, ds: Dataset, keyword: str, n: int, why: str) -> np.ndar
     except (TypeError, ValueError) as exc:
         raise ScanError(path, f"invalid {keyword} {value!r}: expected {n} numbers") from exc
     if numbers.shape != (n,) or not np.isfinite(numbers).all():
-        raise ScanError(path, f"invalid {keyword} {list(numbers)}: expected {n} finite numbers")
+        raise ScanError(path, f"invalid {keyword} {_fmt(numbers)}: expected {n} finite numbers")
     return numbers
+
+
+def _size(path: Path, ds: Dataset, keyword: str) -> int:
+    """Rows or Columns: a positive whole number."""
+    value = _required(path, ds, keyword, "for the image size")
+    if not isinstance(value, int) or value < 1:
+        raise ScanError(path, f"invalid {keyword} {value!r}: expected a positive whole number")
+    return value
 
 
 def _number(path: Path, ds: Dataset, keyword: str, default: float) -> float:
@@ -306,19 +462,20 @@ def _check_decoder(path: Path, ds: Dataset) -> None:
 
 
 def _fmt(values: np.ndarray) -> str:
-    return "[" + ", ".join(f"{v:.4g}" for v in values) + "]"
+    return "[" + ", ".join(f"{v:.6g}" for v in values) + "]"
 
 
 def _slices(
     info: SeriesInfo, headers: Sequence[Dataset]
 ) -> tuple[list[_Slice], np.ndarray, np.ndarray, tuple[int, int]]:
     """Per-file facts, plus the shared orientation (6), pixel spacing (2) and (rows, cols)."""
-    modalities = sorted({str(ds.get("Modality", "")) for ds in headers})
-    if modalities != ["CT"]:
+    modalities = _by_value(info.files, [str(ds.get("Modality") or "").strip() or "(none)"
+                                         for ds in headers])
+    if [modality for modality, _ in modalities] != ["CT"]:
+        found = f"{modalities[0][0]}, not CT" if len(modalities) == 1 else _counted(modalities)
         raise ScanError(info.files[0].parent,
-                        f"series {info.uid} has modality {'/'.join(modalities) or '(none)'}, "
-                        f"not CT: ct3d reads CT image series only (not MR, SEG, RTSTRUCT, SR, "
-                        f"...)")
+                        f"series {info.uid or NO_UID} has modality {found}: ct3d reads CT image "
+                        f"series only (not MR, SEG, RTSTRUCT, SR, ...)")
     slices = []
     first = info.files[0]
     for path, ds in zip(info.files, headers, strict=True):
@@ -331,9 +488,7 @@ def _slices(
         if samples != 1:
             raise ScanError(path, f"{samples:.0f} samples per pixel (a colour image, e.g. a "
                                   f"screenshot): expected a greyscale CT slice")
-        shape = (int(_number(path, ds, "Rows", 0.0)), int(_number(path, ds, "Columns", 0.0)))
-        if min(shape) < 1:
-            raise ScanError(path, f"missing Rows/Columns {Tag('Rows')}/{Tag('Columns')}")
+        shape = (_size(path, ds, "Rows"), _size(path, ds, "Columns"))
         orientation = _numbers(path, ds, "ImageOrientationPatient", 6, "for the slice axes")
         pixel_spacing = _numbers(path, ds, "PixelSpacing", 2, "for the voxel size")
         position = _numbers(path, ds, "ImagePositionPatient", 3, "to place the slice")
@@ -350,11 +505,11 @@ def _slices(
         elif shape != shape0:
             raise ScanError(path, f"{shape[0]}x{shape[1]} pixels, but {first.name} has "
                                   f"{shape0[0]}x{shape0[1]}: a series must have one image size")
-        elif np.abs(orientation - orientation0).max() > 1e-4:
+        elif not _close(orientation, orientation0):
             raise ScanError(path, f"ImageOrientationPatient {_fmt(orientation)} differs from "
                                   f"{_fmt(orientation0)} in {first.name}: slices of one volume "
                                   f"must share one orientation")
-        elif np.abs(pixel_spacing - spacing0).max() > 1e-4 * spacing0.max():
+        elif not _close(pixel_spacing, spacing0):
             raise ScanError(path, f"PixelSpacing {_fmt(pixel_spacing)} differs from "
                                   f"{_fmt(spacing0)} in {first.name}: slices of one volume "
                                   f"must share one pixel size")
@@ -430,7 +585,7 @@ def _pixels(s: _Slice, shape: tuple[int, int]) -> np.ndarray:
             reason = (f"cannot decode the {UID(ts).name} ({ts}) pixel data ({detail(exc)}): "
                       f"the file may be corrupt; otherwise {_DECODER_HINT}")
         else:
-            reason = f"pixel data truncated or corrupt ({detail(exc)})"
+            reason = f"cannot read the pixel data ({detail(exc)})"
         raise ScanError(s.path, reason) from exc
     if raw.shape != shape:
         raise ScanError(s.path, f"pixel data has shape {raw.shape}, expected {shape} (Rows, "
@@ -468,6 +623,17 @@ def _resample(array: np.ndarray, ornt: np.ndarray, old: np.ndarray,
     return out
 
 
+def _check_duplicate(folder: Path, first: _Slice, hu: np.ndarray, other: _Slice,
+                     other_hu: np.ndarray) -> None:
+    """Two slices at one position must hold the same pixels."""
+    differ = hu != other_hu
+    if differ.any():
+        raise ScanError(folder, f"{first.path.name} and {other.path.name} are at the same "
+                                f"position but hold different pixels ({int(differ.sum())} of "
+                                f"{differ.size} pixels differ, by up to "
+                                f"{float(np.abs(hu - other_hu).max()):.6g} HU)")
+
+
 def _read_series(folder: Path, info: SeriesInfo, headers: Sequence[Dataset]) -> Volume:
     slices, orientation, pixel_spacing, (rows, cols) = _slices(info, headers)
     row, col = orientation[:3], orientation[3:]
@@ -497,10 +663,7 @@ def _read_series(folder: Path, info: SeriesInfo, headers: Sequence[Dataset]) -> 
     for k, group in enumerate(groups):
         hu = _pixels(group[0], (rows, cols))
         for other in group[1:]:
-            if not np.array_equal(_pixels(other, (rows, cols)), hu):
-                raise ScanError(folder, f"{group[0].path.name} and {other.path.name} are at the "
-                                        f"same position but hold different pixels (two "
-                                        f"reconstructions in one series?)")
+            _check_duplicate(folder, group[0], hu, other, _pixels(other, (rows, cols)))
             duplicates.append(f"{other.path.name} = {group[0].path.name}")
         _place(array, hu, k, ornt)
     if duplicates:
