@@ -35,10 +35,18 @@ def parse_sets(items: Sequence[str]) -> dict[str, str]:
     return out
 
 
+def _plugin_entry(kind: str, name: str) -> dict[str, Any]:
+    """What ``ct3d plugins`` shows of one plugin; a model's smallest input (its default
+    parameters) besides."""
+    entry = REGISTRIES[kind].describe(name).to_dict()
+    if kind == "model":
+        entry["min_input"] = ct3d.models.min_input(name)
+    return entry
+
+
 def _plugins(args: argparse.Namespace) -> None:
     kinds = [args.kind] if args.kind else list(REGISTRIES)
-    listing = {k: [REGISTRIES[k].describe(n).to_dict() for n in REGISTRIES[k].names()]
-               for k in kinds}
+    listing = {k: [_plugin_entry(k, n) for n in REGISTRIES[k].names()] for k in kinds}
     errors = {k: REGISTRIES[k].load_errors for k in kinds if REGISTRIES[k].load_errors}
     if args.json:
         print(json.dumps({"plugins": listing, "load_errors": errors}, indent=2))
@@ -48,6 +56,11 @@ def _plugins(args: argparse.Namespace) -> None:
         for p in plugins:
             params = ", ".join(f"{q['name']}: {q['type']} = {q['default']!r}" for q in p["params"])
             print(f"  {p['name']}({params})\n      {p['summary']}  [{p['origin']}]")
+            for q in p["params"]:
+                print(f"        {q['name']}: {q['doc'] or '(undocumented)'}")
+            if p.get("min_input"):
+                print(f"        smallest input: {p['min_input']} voxels on every side "
+                      f"(default parameters)")
         for name, message in errors.get(kind, {}).items():
             print(f"  ! {name}: failed to load: {message}")
 
@@ -62,14 +75,15 @@ def _synth(args: argparse.Namespace) -> None:
 
 
 def _scenario_new(args: argparse.Namespace) -> None:
-    print(Scenario.preset(args.preset).to_yaml(), end="")
+    print(Scenario.preset(args.preset).to_yaml(comments=True), end="")
 
 
 def _print_result(result: Any) -> None:
     from ct3d.report.text import format_table
 
     metrics = result.metrics
-    print(format_table(metrics.get("parts") or {metrics["evaluated_on"]: metrics}))
+    print(format_table(metrics.get("parts") or {metrics["evaluated_on"]: metrics},
+                       metrics["classes"]))
     print(f"run folder: {result.run_dir}")
 
 
@@ -95,13 +109,15 @@ def _predict(args: argparse.Namespace) -> int:
             print(f"{r.scan}\tERROR\t{r.error}", file=sys.stderr)
         else:
             print(f"{r.scan}\t{r.probability:.4f}\t{r.label}"
-                  + (f"\t{r.saliency}" if r.saliency else ""))
+                  + (f"\t{r.saliency}\t{r.saliency_layer or 'empty'}" if r.saliency else ""))
     if args.csv:
         with open(args.csv, "w", newline="") as f:
             w = csv.writer(f)
-            w.writerow(["scan", "probability", "label", "saliency", "error"])
+            w.writerow(["scan", "probability", "label", "saliency", "saliency_layer",
+                        "saliency_note", "error"])
             w.writerows([r.scan, "" if r.probability is None else f"{r.probability:.6f}",
-                         r.label or "", r.saliency or "", r.error or ""] for r in results)
+                         r.label or "", r.saliency or "", r.saliency_layer or "",
+                         r.saliency_note or "", r.error or ""] for r in results)
     if not results:
         raise ScenarioError(f"no scans found in {', '.join(args.scans)}")
     return 1 if any(r.error for r in results) else 0
@@ -133,7 +149,7 @@ def _report(args: argparse.Namespace) -> int:
 
     data = None if args.data == "synthetic" else args.data
     summary = report.run_grid(args.grid, data=data, quick=args.quick, out=args.out,
-                              kernel=args.kernel, only=args.only or None)
+                              kernel=args.kernel, only=args.only or None, work=args.work)
     return 0 if summary.ok else 1
 
 
@@ -149,6 +165,7 @@ def _fetch_mosmed(args: argparse.Namespace) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``ct3d`` command."""
     parser = argparse.ArgumentParser(prog="ct3d", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"ct3d {ct3d.__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("plugins", help="list registered plugins with their parameters")
@@ -184,9 +201,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", help="apply a trained run to scans (files or folders)")
     p.add_argument("run_dir", help="a run folder written by `ct3d train`")
-    p.add_argument("scans", nargs="+", help="NIfTI files or folders of them")
-    p.add_argument("--saliency", metavar="OUT_DIR", help="also write Grad-CAM NIfTI maps here")
-    p.add_argument("--csv", metavar="OUT.csv", help="also write the results as CSV")
+    p.add_argument("scans", nargs="+",
+                   help="scans: NIfTI files or DICOM series folders (a folder directly holding "
+                        "one series' files), or folders of them (searched recursively)")
+    p.add_argument("--saliency", metavar="OUT_DIR",
+                   help="also write a Grad-CAM NIfTI map per scan here, at the scan's path "
+                        "below the deepest folder holding all the scans, with _gradcam.nii.gz "
+                        "for the NIfTI suffix (scans x/a/dicom and x/b/dicom: "
+                        "OUT_DIR/a/dicom_gradcam.nii.gz, OUT_DIR/b/dicom_gradcam.nii.gz); "
+                        "a layer whose map is empty is skipped for a shallower one, and the "
+                        "layer used is printed after the map ('empty': none gave a map)")
+    p.add_argument("--csv", metavar="OUT.csv",
+                   help="also write the results as CSV (scan, probability, label, saliency, "
+                        "saliency_layer, saliency_note: why layers were skipped, error)")
     p.set_defaults(func=_predict)
 
     p = sub.add_parser("preprocess", help="fill the preprocessed-scan cache ahead of training")
@@ -208,8 +235,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="'synthetic' (default) or a folder of class sub-folders (CT-0/, CT-23/)")
     p.add_argument("--quick", action="store_true", help="tiny data, input and epochs")
     p.add_argument("--out", default="reports/thesis",
-                   help="report folder (default reports/thesis); data, cache and run folders "
-                        "go beside it (.data, .cache, .runs)")
+                   help="report folder (default reports/thesis)")
+    p.add_argument("--work", metavar="DIR",
+                   help="folder for the synthetic cohort, the cache and the run folders with "
+                        "the models (.data, .cache, .runs; default: the report folder's "
+                        "parent); printed at the start")
     p.add_argument("--kernel", help="Jupyter kernel name (default: this Python)")
     p.add_argument("--only", action="append", metavar="SCENARIO",
                    help="run only this scenario (repeatable)")
@@ -235,7 +265,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ct3d`` console script."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = build_parser().parse_args(argv)
     try:
         configure_from_env()

@@ -45,23 +45,28 @@ def binary_metrics(
 ) -> dict[str, Any]:
     """Confusion matrix (counts, rows = true class) and the thesis' metrics, plus ROC-AUC.
 
-    A scan is predicted positive when its probability is ``>= threshold``. ``auc`` is ``None``
-    when only one class is present; ``loss`` is the binary cross-entropy of the probabilities
-    and ``mse`` their mean squared error against the labels.
+    A scan is predicted positive when its probability is ``>= threshold``. A ratio whose
+    denominator is 0 is undefined and given as ``None``, not 0: ``precision`` when no scan is
+    predicted positive, ``recall`` with no positive scan, ``specificity`` with no negative
+    one, ``f1`` with neither positives nor positive predictions. ``auc`` is ``None`` when only
+    one class is present; ``loss`` is the binary cross-entropy of the probabilities and
+    ``mse`` their mean squared error against the labels.
 
     >>> binary_metrics([0, 1, 1], [0.2, 0.4, 0.8], threshold=0.3)["recall"]
     1.0
+    >>> binary_metrics([0, 1], [0.2, 0.4])["precision"] is None  # nothing predicted positive
+    True
     """
     y, p = _binary_arrays(y_true, prob)
     pred = (p >= threshold).astype(int)
     cm = skm.confusion_matrix(y, pred, labels=[0, 1])
-    tn, fp = int(cm[0, 0]), int(cm[0, 1])
+    (tn, fp), (fn, tp) = cm.tolist()
     return {
         "accuracy": float(skm.accuracy_score(y, pred)),
-        "precision": float(skm.precision_score(y, pred, zero_division=0)),
-        "recall": float(skm.recall_score(y, pred, zero_division=0)),
-        "specificity": tn / (tn + fp) if tn + fp else 0.0,
-        "f1": float(skm.f1_score(y, pred, zero_division=0)),
+        "precision": _defined(tp, tp + fp),
+        "recall": _defined(tp, tp + fn),
+        "specificity": _defined(tn, tn + fp),
+        "f1": _defined(2 * tp, 2 * tp + fp + fn),
         "auc": float(skm.roc_auc_score(y, p)) if _has_both_classes(y) else None,
         "mse": float(np.mean((p - y) ** 2)),
         "loss": float(skm.log_loss(y, np.clip(p, 1e-7, 1 - 1e-7), labels=[0, 1])),
@@ -69,6 +74,11 @@ def binary_metrics(
         "n": len(y),
         "threshold": float(threshold),
     }
+
+
+def _defined(num: int, den: int) -> float | None:
+    """``num / den``, or None (undefined) when ``den`` is 0."""
+    return num / den if den else None
 
 
 def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:

@@ -10,13 +10,14 @@ Example::
     import ct3d
     for p in ct3d.predict("runs/quick", ["new_scan.nii.gz", "more_scans/"]):
         print(p.scan, p.probability, p.label, p.error)
-    ct3d.explain("runs/quick", "new_scan.nii.gz", out="new_scan_gradcam.nii.gz")
+    ct3d.explain("runs/quick", "new_scan.nii.gz", out="new_scan_gradcam.nii.gz").layer
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,11 +26,14 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from ct3d.backend import import_tensorflow
 from ct3d.data.dataset import is_scan, scan_stem
 from ct3d.errors import Ct3dError
 from ct3d.io import is_series_folder, read_volume
 from ct3d.preprocess import build_preprocess
 from ct3d.scenario import Scenario
+
+_MAP_SUFFIX = "_gradcam.nii.gz"
 
 
 class RunError(Ct3dError, ValueError):
@@ -38,7 +42,12 @@ class RunError(Ct3dError, ValueError):
 
 @dataclass
 class Prediction:
-    """One scan's result: class-1 probability (binary) and label, or the error that stopped it."""
+    """One scan's result: class-1 probability (binary) and label, or the error that stopped it.
+
+    With a Grad-CAM map: ``saliency`` is its path, ``saliency_layer`` the layer it was
+    computed at (None: every layer's map was empty, the map is all zero) and
+    ``saliency_note`` why layers were skipped (see :func:`ct3d.saliency.explain_volume`).
+    """
 
     scan: str
     probability: float | None = None
@@ -46,6 +55,8 @@ class Prediction:
     probabilities: dict[str, float] = field(default_factory=dict)
     error: str | None = None
     saliency: str | None = None
+    saliency_layer: str | None = None
+    saliency_note: str | None = None
 
 
 @dataclass
@@ -60,6 +71,7 @@ class SavedRun:
     @classmethod
     def load(cls, run_dir: str | os.PathLike[str]) -> SavedRun:
         """Read a run folder written by :func:`ct3d.run`."""
+        import_tensorflow()
         import keras
 
         folder = Path(run_dir)
@@ -101,6 +113,77 @@ def expand_paths(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
     return out
 
 
+def _map_names(names: set[str]) -> dict[str, str]:
+    """Map file name of each of the distinct scan names of one folder; never two alike.
+
+    A scan's map is named after its stem unless that name is also another scan's stem or
+    full name (``s.nii`` and ``s.nii.gz``; a series folder ``s`` beside ``s.nii.gz``): then
+    after its full name, which no other scan of the folder has.
+    """
+    stems = {name: scan_stem(name) for name in names}
+    counts = Counter(base for name in names for base in {stems[name], name})
+    return {name: f"{name if counts[stem] > 1 else stem}{_MAP_SUFFIX}"
+            for name, stem in stems.items()}
+
+
+def saliency_paths(
+    scans: Sequence[str | os.PathLike[str]], folder: str | os.PathLike[str]
+) -> list[Path]:
+    """Where :func:`predict` saves each scan's Grad-CAM map under ``folder``.
+
+    Each scan's path is mirrored below ``folder`` relative to the deepest folder holding all
+    the scans (paths made absolute first), ``_gradcam.nii.gz`` replacing the NIfTI suffix (or
+    appended to a DICOM series folder's name): distinct scans get distinct paths, and the
+    same scan (even given once relative, once absolute) the same path. Where two scans of one
+    folder share a stem (``s.nii`` and ``s.nii.gz``, or a DICOM series folder ``s`` beside
+    ``s.nii.gz``), their maps keep the full name instead (``s.nii_gradcam.nii.gz``,
+    ``s.nii.gz_gradcam.nii.gz``).
+
+    Example:
+        >>> scans = ["x/dicom/P0001/CT_CHEST", "x/dicom/P0002/CT_CHEST", "x/dicom/P0001/CT_CHEST"]
+        >>> [p.as_posix() for p in saliency_paths(scans, "maps")]
+        ['maps/P0001/CT_CHEST_gradcam.nii.gz', 'maps/P0002/CT_CHEST_gradcam.nii.gz',
+         'maps/P0001/CT_CHEST_gradcam.nii.gz']
+        >>> [p.name for p in saliency_paths(["s.nii", "s.nii.gz", "t.nii.gz"], "maps")]
+        ['s.nii_gradcam.nii.gz', 's.nii.gz_gradcam.nii.gz', 't_gradcam.nii.gz']
+    """
+    absolute = [Path(os.path.abspath(scan)) for scan in scans]
+    if not absolute:
+        return []
+    common = Path(os.path.commonpath([path.parent for path in absolute]))
+    folders: dict[Path, set[str]] = {}
+    for path in absolute:
+        folders.setdefault(path.parent, set()).add(path.name)
+    names = {parent: _map_names(group) for parent, group in folders.items()}
+    return [Path(folder) / path.parent.relative_to(common) / names[path.parent][path.name]
+            for path in absolute]
+
+
+def _predict_one(run: SavedRun, chain: Any, path: Path, saliency: Path | None) -> Prediction:
+    """One scan's prediction, and its Grad-CAM map saved at ``saliency`` if not None."""
+    try:
+        original = read_volume(path)
+        prepared = chain(original)
+        probs = run.probabilities(prepared.array)
+    except (OSError, ValueError) as exc:
+        return Prediction(str(path), error=str(exc))
+    result = Prediction(str(path), probabilities=dict(zip(run.classes, map(float, probs),
+                                                           strict=True)))
+    if len(run.classes) == 2:
+        result.probability = float(probs[1])
+        result.label = run.classes[int(probs[1] >= run.threshold)]
+    else:
+        result.probability = float(probs.max())
+        result.label = run.classes[int(np.argmax(probs))]
+    if saliency is not None:
+        from ct3d.saliency import explain_volume, save_nifti
+
+        heat = explain_volume(run.models[0], prepared, original)
+        result.saliency = str(save_nifti(heat, saliency))
+        result.saliency_layer, result.saliency_note = heat.layer, heat.note
+    return result
+
+
 def predict(
     run_dir: str | os.PathLike[str], paths: Sequence[str | os.PathLike[str]],
     saliency_dir: str | os.PathLike[str] | None = None, progress: bool = True,
@@ -108,45 +191,38 @@ def predict(
     """Predict every scan (folders expanded); a scan that fails carries its ``error``.
 
     With ``saliency_dir``, a Grad-CAM map of each scan is saved there as NIfTI on the
-    scan's own grid and affine (``<scan>_gradcam.nii.gz``), ready to overlay.
+    scan's own grid and affine, ready to overlay. Its path mirrors the scan's path below
+    the deepest folder holding all the scans, ``_gradcam.nii.gz`` replacing the NIfTI
+    suffix: ``dicom/P0001/CT_CHEST`` and ``dicom/P0002/CT_CHEST`` give
+    ``<saliency_dir>/P0001/CT_CHEST_gradcam.nii.gz`` and ``.../P0002/...``; distinct scans
+    always get distinct paths (see :func:`saliency_paths`). A layer whose map is empty is
+    skipped for a shallower one (:func:`ct3d.saliency.explain_volume`); the layer used is
+    the prediction's ``saliency_layer``.
+
+    Example:
+        >>> for p in predict("runs/quick", ["dicom/"], saliency_dir="maps"):  # doctest: +SKIP
+        ...     print(p.scan, p.label, p.saliency, p.saliency_layer)
+        dicom/P0001/CT_CHEST abnormal maps/P0001/CT_CHEST_gradcam.nii.gz block4_conv
     """
     run = SavedRun.load(run_dir)
     chain = build_preprocess(run.scenario.preprocess)
-    results = []
-    for path in tqdm(expand_paths(paths), desc="predict", unit="scan", disable=not progress):
-        try:
-            original = read_volume(path)
-            prepared = chain(original)
-            probs = run.probabilities(prepared.array)
-        except (OSError, ValueError) as exc:
-            results.append(Prediction(str(path), error=str(exc)))
-            continue
-        result = Prediction(str(path), probabilities=dict(zip(run.classes, map(float, probs),
-                                                               strict=True)))
-        if len(run.classes) == 2:
-            result.probability = float(probs[1])
-            result.label = run.classes[int(probs[1] >= run.threshold)]
-        else:
-            result.probability = float(probs.max())
-            result.label = run.classes[int(np.argmax(probs))]
-        if saliency_dir is not None:
-            from ct3d.saliency import gradcam, save_nifti, to_original
-
-            heat = gradcam(run.models[0], prepared.array)
-            target = Path(saliency_dir) / f"{scan_stem(path)}_gradcam.nii.gz"
-            result.saliency = str(save_nifti(to_original(heat, prepared, original), target))
-        results.append(result)
-    return results
+    scans = expand_paths(paths)
+    maps = (saliency_paths(scans, saliency_dir) if saliency_dir is not None
+            else [None] * len(scans))
+    return [_predict_one(run, chain, path, target)
+            for path, target in tqdm(list(zip(scans, maps, strict=True)), desc="predict",
+                                     unit="scan", disable=not progress)]
 
 
 def explain(
     run_dir: str | os.PathLike[str], path: str | os.PathLike[str],
     out: str | os.PathLike[str] | None = None, layer: str | None = None,
 ) -> Any:
-    """Grad-CAM of one scan under a saved run, on the scan's own grid (a Volume).
+    """Grad-CAM of one scan under a saved run, on the scan's own grid.
 
     ``layer``: the convolution layer to explain (default: the model's last one); ``out``:
-    also save the map there as NIfTI.
+    also save the map there as NIfTI. Returns a :class:`ct3d.saliency.HeatMap` (a Volume):
+    its ``layer`` is the layer used, shallower than asked where that layer's map was empty.
     """
     from ct3d.saliency import explain_scan
 

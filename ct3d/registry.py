@@ -1,8 +1,10 @@
 """Registries of plugins: preprocessors, augmenters and model builders.
 
 A plugin is a plain function registered under a name. Its keyword parameters (names, type
-hints, defaults) and the first line of its docstring are its whole description: scenario
-validation, CLI flags and widgets are derived from them.
+hints, defaults), the first line of its docstring and the one-line description of each
+parameter in its ``Args:`` section are its whole description: scenario validation, CLI
+flags, widgets and commented scenario files are derived from them. An undocumented
+parameter is allowed (its description is empty).
 
 A step of a chain (or the model) is *resolved* once, :func:`resolve_step`: its name looked
 up, its parameters checked and converted by type hint, every default filled in. That
@@ -15,6 +17,8 @@ Example:
     True
     >>> PREPROCESSORS.describe("hu_window").params[0].name
     'low'
+    >>> PREPROCESSORS.describe("hu_window").params[0].doc
+    'lowest HU kept (lower values become 0)'
     >>> resolve_step("preprocess", {"name": "hu_window", "params": {"high": "300"}})
     hu_window(low=-1000.0, high=300.0)
 """
@@ -31,6 +35,7 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any, Protocol
 
+from ct3d.docs import one_line_docs
 from ct3d.errors import Ct3dError
 from ct3d.params import ParamError, coerce, describe_type
 
@@ -48,11 +53,16 @@ class PluginError(Ct3dError, TypeError):
 
 @dataclass(frozen=True)
 class Param:
-    """One keyword parameter of a plugin: name, type hint and default."""
+    """One keyword parameter of a plugin: name, type hint, default and one-line description.
+
+    ``doc``: the first sentence of the parameter's entry in the ``Args:`` section of the
+    plugin's docstring (:func:`ct3d.docs.one_line_docs`); ``""`` when it has none.
+    """
 
     name: str
     annotation: Any
     default: Any
+    doc: str = ""
 
     @property
     def type_name(self) -> str:
@@ -83,7 +93,7 @@ class PluginInfo:
             "summary": self.summary,
             "origin": self.origin,
             "params": [
-                {"name": p.name, "type": p.type_name, "default": plain(p.default)}
+                {"name": p.name, "type": p.type_name, "default": plain(p.default), "doc": p.doc}
                 for p in self.params
             ],
         }
@@ -175,6 +185,7 @@ def _signature_params(
     func: Callable[..., Any], name: str, reserved: frozenset[str]
 ) -> tuple[Param, ...]:
     hints = typing.get_type_hints(func)
+    docs = one_line_docs(func, "Args")
     params = []
     for p in inspect.signature(func).parameters.values():
         if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
@@ -185,7 +196,7 @@ def _signature_params(
             raise PluginError(f"plugin {name!r}: parameter {p.name!r} needs a default")
         if p.name not in hints:
             raise PluginError(f"plugin {name!r}: parameter {p.name!r} needs a type hint")
-        params.append(Param(p.name, hints[p.name], p.default))
+        params.append(Param(p.name, hints[p.name], p.default, docs.get(p.name, "")))
     return tuple(params)
 
 

@@ -4,7 +4,9 @@
 :func:`to_original` maps them back onto the original scan through the preprocessed volume's
 affine (every preprocessing step keeps ``affine`` consistent), so that :func:`save_nifti`
 writes a float32 NIfTI that 3D Slicer or ITK-SNAP overlay on the original scan.
-:func:`explain_scan` does all of it for one scan file.
+:func:`explain_volume` does both for one scan, skipping layers whose map is empty (all zero
+or not finite) with a warning that says why, and returns a :class:`HeatMap` that records the
+layer used; :func:`explain_scan` does it for one scan file.
 
 Example:
     >>> from ct3d.models import build_model
@@ -16,25 +18,43 @@ Example:
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import keras
 import numpy as np
-import tensorflow as tf
 from scipy import ndimage
 
+from ct3d.backend import import_keras, import_tensorflow
 from ct3d.io import read_volume, write_volume
 from ct3d.preprocess import build_preprocess
 from ct3d.registry import StepLike
 from ct3d.volume import Volume
 
-__all__ = ["deepest_conv_layer", "explain_scan", "gradcam", "last_conv_layer", "save_nifti",
-           "to_original"]
+tf = import_tensorflow()
+keras = import_keras()
+
+__all__ = ["HeatMap", "deepest_conv_layer", "explain_scan", "explain_volume", "gradcam",
+           "last_conv_layer", "save_nifti", "to_original"]
 
 _WINDOW_LAYERS = (keras.layers.Conv3D, keras.layers.MaxPooling3D, keras.layers.AveragePooling3D)
 _EDGE_TOLERANCE = 1e-3  # voxels: rounding slack at the edge of the field of view
+
+
+@dataclass(frozen=True, eq=False)
+class HeatMap(Volume):
+    """A Grad-CAM heat map on a scan's grid (a :class:`~ct3d.volume.Volume`), and its layer.
+
+    Attributes:
+        layer: the layer the map was computed at; None when the map of every layer tried was
+            empty (the array is then all zero).
+        note: why layers were skipped (their map was all zero or not finite), or None.
+    """
+
+    layer: str | None = None
+    note: str | None = None
 
 
 def _walk(model: Any) -> list[Any]:
@@ -128,8 +148,10 @@ def _target_scores(scores: tf.Tensor, class_index: int | None) -> tf.Tensor:
     return tf.gather(scores, tf.argmax(scores, axis=-1), axis=1, batch_dims=1)
 
 
-def _raw_cams(model: Any, layer: Any, x: np.ndarray, class_index: int | None) -> np.ndarray:
-    """Grad-CAM on the layer's own grid: ReLU(sum_c mean(dscore/dA_c) * A_c), (B, w, h, d)."""
+def _gradients(
+    model: Any, layer: Any, x: np.ndarray, class_index: int | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The layer's activations A and the explained score's gradients dscore/dA, float32."""
     grad_model, head = _score_models(model, layer)
     inputs = tf.convert_to_tensor(x)
     with tf.GradientTape() as tape:
@@ -138,9 +160,28 @@ def _raw_cams(model: Any, layer: Any, x: np.ndarray, class_index: int | None) ->
             scores = head(scores)
         score = tf.reduce_sum(_target_scores(scores, class_index))
     grads = tape.gradient(score, activations)
-    weights = tf.reduce_mean(grads, axis=(1, 2, 3), keepdims=True)
-    cam = tf.nn.relu(tf.reduce_sum(activations * weights, axis=-1))
-    return tf.cast(cam, tf.float32).numpy()
+    return (tf.cast(activations, tf.float32).numpy(), tf.cast(grads, tf.float32).numpy())
+
+
+def _raw_cams(activations: np.ndarray, grads: np.ndarray) -> np.ndarray:
+    """Grad-CAM on the layer's own grid: ReLU(sum_c mean(dscore/dA_c) * A_c), (B, w, h, d)."""
+    weights = grads.mean(axis=(1, 2, 3), keepdims=True)
+    with np.errstate(invalid="ignore", over="ignore"):  # non-finite maps: see _why_empty
+        return np.maximum((activations * weights).sum(axis=-1), 0)
+
+
+def _why_empty(activations: np.ndarray, grads: np.ndarray, cam: np.ndarray) -> str | None:
+    """Why one scan's map at a layer is empty (all zero or not finite); None if it is not."""
+    if not all(np.isfinite(a).all() for a in (activations, grads, cam)):
+        return "its activations or gradients are not finite: NaN or Inf weights, or an overflow"
+    if not activations.any():
+        return "its activations are all zero: its ReLU outputs are all zero, a dead layer"
+    if not grads.any():
+        return ("the gradients of the score at it vanish: a dead ReLU or a saturated unit "
+                "between it and the output")
+    if not cam.any():
+        return "no voxel has positive gradient-weighted evidence for the explained class"
+    return None
 
 
 def _window_step(n: int, window: int, stride: int, padding: str) -> tuple[int, float, float]:
@@ -204,10 +245,11 @@ def gradcam(
     Gradients of the explained score with respect to the activations of ``layer`` (default:
     :func:`last_conv_layer`), averaged over space, weight the channels; the ReLU of the
     weighted sum is upsampled trilinearly to the input grid and divided by its maximum, per
-    scan (an all-zero map stays zero). The score is the output layer's logit, taken before
-    its activation (the paper's pre-softmax class score): for a sigmoid model the logit of
-    class 1 (negated for ``class_index=0``); for a softmax model the logit of
-    ``class_index``, by default each scan's predicted class. For a sigmoid, the probability
+    scan (an all-zero map stays zero: :func:`explain_volume` detects such empty maps, and
+    non-finite ones, and falls back to shallower layers). The score is the output layer's
+    logit, taken before its activation (the paper's pre-softmax class score): for a sigmoid
+    model the logit of class 1 (negated for ``class_index=0``); for a softmax model the logit
+    of ``class_index``, by default each scan's predicted class. For a sigmoid, the probability
     would give the same normalised map (its gradient is the logit's times p(1 - p)) except
     where it saturates to exactly 1 and its gradient vanishes; the logit's does not.
 
@@ -236,12 +278,54 @@ def gradcam(
         ((2, 46, 46, 46), dtype('float32'), True)
     """
     batch, single = _as_batch(x)
-    target = _top_level_layer(model, layer or last_conv_layer(model))
-    cams = _raw_cams(model, target, batch, class_index)
+    heat, _ = _heat_maps(model, layer or last_conv_layer(model), batch, class_index)
+    return heat[0] if single else heat
+
+
+def _heat_maps(
+    model: Any, layer: str, batch: np.ndarray, class_index: int | None
+) -> tuple[np.ndarray, list[str | None]]:
+    """Grad-CAM maps (B, W, H, D) of a batch at ``layer``, and why each is empty (or None)."""
+    target = _top_level_layer(model, layer)
+    activations, grads = _gradients(model, target, batch, class_index)
+    cams = _raw_cams(activations, grads)
     shape = batch.shape[1:4]
     scale, offset = _feature_grid(model, target, shape, cams.shape[1:])
     heat = np.stack([_normalise(_upsample(cam, scale, offset, shape)) for cam in cams])
-    return heat[0] if single else heat
+    return heat, [_why_empty(*parts) for parts in zip(activations, grads, cams, strict=True)]
+
+
+def _fallback_layers(model: Any, layer: str) -> list[str]:
+    """``layer``, then the 3D convolutions of the model's own graph before it, deepest first."""
+    index = model.layers.index(_top_level_layer(model, layer))
+    return [layer] + [item.name for item in reversed(model.layers[:index])
+                      if isinstance(item, keras.layers.Conv3D)]
+
+
+def _first_map(
+    model: Any, array: np.ndarray, layer: str | None, class_index: int | None, scan: str
+) -> tuple[np.ndarray, str | None, str | None]:
+    """One scan's map at the first layer (see :func:`explain_volume`) where it is not empty.
+
+    Returns the map, the layer used (None: every map was empty; the map is then all zero)
+    and a note on the skipped layers (None: none skipped); a skipped layer is also warned of.
+    """
+    batch, _ = _as_batch(array)
+    tried, skipped = [], []
+    for name in _fallback_layers(model, layer or last_conv_layer(model)):
+        heat, (why,) = _heat_maps(model, name, batch, class_index)
+        if why is None and not skipped:
+            return heat[0], name, None
+        if why is None:
+            note = f"empty map at {'; '.join(skipped)}; used {name} instead"
+            warnings.warn(f"Grad-CAM of {scan}: {note}", stacklevel=3)
+            return heat[0], name, note
+        tried.append(name)
+        skipped.append(f"{name} ({why})")
+    note = (f"every layer tried gives an empty map ({', '.join(tried)}); the map is all zero: "
+            + "; ".join(skipped))
+    warnings.warn(f"Grad-CAM of {scan}: {note}", stacklevel=3)
+    return np.zeros(batch.shape[1:4], np.float32), None, note
 
 
 def _sample_slice(
@@ -311,6 +395,42 @@ def save_nifti(heat_volume: Volume, path: str | os.PathLike[str]) -> Path:
     return write_volume(heat_volume, path, dtype=np.float32)
 
 
+def explain_volume(
+    model: Any, prepared: Volume, original: Volume, layer: str | None = None,
+    class_index: int | None = None,
+) -> HeatMap:
+    """Grad-CAM of one preprocessed scan, on the original scan's grid, with the layer used.
+
+    ``prepared`` is ``original`` after the model's preprocessing chain. The map is computed
+    with :func:`gradcam` at ``layer`` (default: :func:`last_conv_layer`) and mapped back
+    with :func:`to_original`. An empty map (all zero, or not finite) explains nothing:
+    a warning says why (e.g. the layer's ReLU outputs are all zero, or the gradients at it
+    vanish) and the next shallower 3D convolution is tried, until one gives a map; the
+    result's ``layer`` is the layer used and its ``note`` the layers skipped. If no layer
+    gives a map, the warning names the scan and the layers tried, the map is all zero and
+    ``layer`` is None.
+
+    Example:
+        >>> model = keras.Sequential([keras.Input((8, 8, 8, 1)), keras.layers.Conv3D(
+        ...     2, 3, activation="relu", kernel_initializer="ones", name="conv"),
+        ...     keras.layers.GlobalAveragePooling3D(),
+        ...     keras.layers.Dense(1, "sigmoid", kernel_initializer="ones")])
+        >>> scan = Volume(np.ones((8, 8, 8), np.float32), (1.0, 1.0, 1.0), np.eye(4), "scan")
+        >>> heat = explain_volume(model, scan, scan)
+        >>> heat.layer, heat.shape, float(heat.array.max())
+        ('conv', (8, 8, 8), 1.0)
+        >>> _ = model.get_layer("conv").bias.assign([-100.0, -100.0])  # dead ReLU outputs
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     empty = explain_volume(model, scan, scan)
+        >>> empty.layer, float(empty.array.max()), str(caught[0].message)[:62]
+        (None, 0.0, 'Grad-CAM of scan: every layer tried gives an empty map (conv);')
+    """
+    heat, used, note = _first_map(model, prepared.array, layer, class_index, original.source)
+    volume = to_original(heat, prepared, original)
+    source = f"Grad-CAM heat map at {used or 'no layer (empty)'} on the grid of {original.source}"
+    return HeatMap(volume.array, volume.spacing, volume.affine, source, used, note)
+
+
 def explain_scan(
     model: Any,
     path: str | os.PathLike[str],
@@ -318,24 +438,25 @@ def explain_scan(
     layer: str | None = None,
     out: str | os.PathLike[str] | None = None,
     class_index: int | None = None,
-) -> Volume:
+) -> HeatMap:
     """Grad-CAM of one scan file, on the original scan's grid (optionally saved to ``out``).
 
     Reads the scan, applies the preprocessing chain ``steps`` (the one the model was trained
-    with), runs :func:`gradcam` (with ``layer`` and ``class_index``) and maps the heat map
-    back with :func:`to_original`.
+    with) and runs :func:`explain_volume` (with ``layer`` and ``class_index``): the result is
+    a :class:`HeatMap`, whose ``layer`` is the layer actually used.
 
     Example:
         >>> steps = [{"name": "keras_example", "params": {"shape": [128, 128, 64]}}]
         >>> heat = explain_scan(model, "scan.nii.gz", steps, out="heat.nii.gz")  # doctest: +SKIP
+        >>> heat.array.shape, heat.layer  # doctest: +SKIP
+        ((512, 512, 64), 'block4_conv')
     """
     original = read_volume(path)
-    preprocessed = build_preprocess(steps)(original)
-    heat = gradcam(model, preprocessed.array, layer=layer, class_index=class_index)
-    volume = to_original(heat, preprocessed, original)
+    heat = explain_volume(model, build_preprocess(steps)(original), original, layer=layer,
+                          class_index=class_index)
     if out is not None:
-        save_nifti(volume, out)
-    return volume
+        save_nifti(heat, out)
+    return heat
 
 
 def deepest_conv_layer(model: Any, min_width: int = 4) -> str | None:

@@ -31,6 +31,7 @@ from typing import Any, Literal
 
 import yaml
 
+from ct3d.commented_yaml import commented_yaml
 from ct3d.errors import Ct3dError
 from ct3d.models import min_input
 from ct3d.params import ParamError, coerce, describe_type
@@ -51,7 +52,12 @@ class ScenarioError(Ct3dError, ValueError):
 
 @dataclass
 class StepSpec:
-    """One chain step or model: a registered plugin name and its keyword parameters."""
+    """One chain step or model: a registered plugin name and its keyword parameters.
+
+    Attributes:
+        name: a registered plugin's name (``ct3d plugins`` lists them).
+        params: the plugin's keyword parameters by name; one left out takes its default.
+    """
 
     name: str
     params: dict[str, Any] = field(default_factory=dict)
@@ -59,7 +65,15 @@ class StepSpec:
 
 @dataclass
 class SyntheticSpec:
-    """Cohort generated when ``data.source`` is ``synthetic`` (see :mod:`ct3d.data.synthetic`)."""
+    """Cohort generated when ``data.source`` is ``synthetic`` (see :mod:`ct3d.data.synthetic`).
+
+    Attributes:
+        normal: number of normal scans, >= 1.
+        abnormal: number of scans with COVID-19-like lesions, >= 1.
+        preset: scan geometry: quick (128 x 128 in-plane, fast) or mosmed (MosMedData-like).
+        difficulty: lesion settings: easy, moderate or hard (fewer, smaller, fainter lesions).
+        seed: cohort seed; the same seed gives the same scans.
+    """
 
     normal: int = 24
     abnormal: int = 24
@@ -72,13 +86,17 @@ class SyntheticSpec:
 class DataSpec:
     """Where the scans come from and how folder names map to classes.
 
-    ``source``: ``synthetic`` (generated on first use into its own folder under ``root``),
-    ``folder`` (class sub-folders under ``root``) or ``manifest`` (``root`` is a CSV with
-    path,label[,patient]).
-    ``labels``: class name -> folder names (or manifest labels); the first class is label 0.
-    ``cache``: folder of preprocessed arrays; ``workers``: preprocessing processes (0 = one
-    per CPU core); ``strict``: a scan that fails to preprocess stops the run instead of being
-    skipped and reported.
+    Attributes:
+        source: the kind of data: synthetic, folder or manifest. ``synthetic``:
+            generated on first use into its own folder under ``root``; ``folder``: class
+            sub-folders under ``root``; ``manifest``: ``root`` is a CSV with
+            path,label[,patient].
+        root: the data folder, or the manifest CSV file.
+        labels: class name -> folder names (or manifest labels); the first class is label 0.
+        synthetic: the cohort generated when source is synthetic.
+        cache: folder of preprocessed arrays.
+        workers: preprocessing processes (0 = one per CPU core).
+        strict: stop the run at a scan that fails to preprocess (false: skip and report it).
     """
 
     source: Literal["synthetic", "folder", "manifest"] = "synthetic"
@@ -94,10 +112,16 @@ class DataSpec:
 
 @dataclass
 class SplitSpec:
-    """Seeded, stratified split by patient: ``holdout`` fractions, or ``kfold`` cross-validation.
+    """Seeded, stratified split by patient into training, validation and test parts.
 
-    ``kfold``: one model per fold (``fold`` set: that fold only), each fold the test part
-    once; ``val`` is then the fraction of the other folds kept for validation.
+    Attributes:
+        kind: holdout (train, val and test fractions) or kfold (cross-validation). ``kfold``:
+            one model per fold, each fold the test part once.
+        train: fraction of the patients for training (holdout); train + val + test = 1.
+        val: fraction of the patients for validation (kfold: of the other folds).
+        test: fraction of the patients for testing (holdout).
+        k: number of folds (kfold), >= 2.
+        fold: the one fold to run (kfold), 0 to k - 1; null runs every fold.
     """
 
     kind: Literal["holdout", "kfold"] = "holdout"
@@ -110,24 +134,41 @@ class SplitSpec:
 
 @dataclass
 class TrainSpec:
-    """Training settings; ``monitor`` drives both the best checkpoint and early stopping.
+    """How the model is trained: optimizer, learning rate, stopping, devices and precision.
 
-    ``schedule``: ``constant``; ``exponential`` (``lr_decay_rate`` every ``lr_decay_steps``
-    steps, staircase, as in the thesis); ``cosine`` (to 0 over the run); ``plateau``
-    (multiply by ``plateau_factor`` after ``plateau_patience`` epochs without improvement of
-    ``monitor``). ``class_weight``: ``balanced`` weighs classes inversely to their training
-    counts. ``deterministic``: TensorFlow op determinism (same seed, same result on CPU).
-
-    ``batch_size`` and ``learning_rate`` are for the *global* batch: with several devices
-    each gets ``batch_size / replicas`` scans of every batch, and the rate is unchanged.
-    ``strategy``: ``auto`` (``mirrored`` when more than one GPU is visible, else
-    ``default``), ``default`` (one device), ``mirrored`` (every GPU of this machine, or every
-    logical CPU of ``CT3D_LOGICAL_CPUS``) or ``multi_worker`` (the hosts in ``TF_CONFIG``).
-    ``mixed_precision``: ``auto`` (``mixed_float16`` on GPUs with compute capability >= 7.0,
-    else ``off``), ``off``, ``mixed_float16`` or ``mixed_bfloat16``; the output layer stays
-    float32. ``jit_compile``: compile each training step with XLA (needs
-    ``deterministic: false``: Keras turns XLA off under TensorFlow op determinism, also when
-    an earlier run in the same process turned determinism on).
+    Attributes:
+        epochs: passes over the training part, >= 1.
+        batch_size: scans per step in the global batch. With several devices each gets
+            ``batch_size / replicas`` scans of every batch.
+        optimizer: adam, or sgd (with momentum).
+        learning_rate: (initial) learning rate for the global batch, > 0. Unchanged with
+            several devices.
+        momentum: SGD momentum (optimizer sgd).
+        schedule: learning rate over the run: constant, exponential, cosine or plateau.
+            ``exponential``: times ``lr_decay_rate`` every ``lr_decay_steps`` steps,
+            staircase, as in the thesis; ``cosine``: to 0 over the run; ``plateau``: times
+            ``plateau_factor`` after ``plateau_patience`` epochs without improvement of
+            ``monitor``.
+        lr_decay_rate: factor per lr_decay_steps steps (schedule exponential), in (0, 1].
+        lr_decay_steps: steps per decay (schedule exponential), >= 1.
+        plateau_factor: rate factor after plateau_patience stalled epochs (schedule plateau),
+            in (0, 1).
+        plateau_patience: epochs without improvement of monitor before the rate drops
+            (schedule plateau).
+        class_weight: none, or balanced (classes weighed inversely to their training counts).
+        monitor: metric that picks the best checkpoint and drives early stopping.
+        patience: epochs without improvement of monitor before training stops early, >= 0.
+        deterministic: TensorFlow op determinism (same seed, same result on CPU).
+        strategy: devices: auto, default, mirrored or multi_worker. ``auto``: ``mirrored``
+            when more than one GPU is visible, else ``default``; ``default``: one device;
+            ``mirrored``: every GPU of this machine, or every logical CPU of
+            ``CT3D_LOGICAL_CPUS``; ``multi_worker``: the hosts in ``TF_CONFIG``.
+        mixed_precision: auto, off, mixed_float16 or mixed_bfloat16 (the output layer stays
+            float32). ``auto``: ``mixed_float16`` on GPUs with compute capability >= 7.0,
+            else ``off``.
+        jit_compile: compile each training step with XLA (needs deterministic false). Keras
+            turns XLA off under TensorFlow op determinism, also when an earlier run in the
+            same process turned determinism on.
     """
 
     epochs: int = 8
@@ -151,9 +192,14 @@ class TrainSpec:
 
 @dataclass
 class EvalSpec:
-    """Evaluation: decision ``threshold`` (a number, or ``youden``: chosen on the validation
-    part by Youden's J, then applied unchanged to the test part) and ``n_boot`` bootstrap
-    resamples for the 95% confidence intervals."""
+    """Evaluation: the decision threshold and the bootstrap confidence intervals.
+
+    Attributes:
+        threshold: decision threshold on the predicted probability, in (0, 1), or youden.
+            ``youden``: chosen on the validation part by Youden's J, then applied unchanged
+            to the test part.
+        n_boot: bootstrap resamples for the 95% confidence intervals, >= 0.
+    """
 
     threshold: float | Literal["youden"] = 0.5
     n_boot: int = 1000
@@ -177,7 +223,20 @@ def _default_augment() -> list[StepSpec]:
 
 @dataclass
 class Scenario:
-    """Everything that defines a run: data, split, chains, model, training, seed, output."""
+    """Everything that defines a run: data, split, chains, model, training, seed, output.
+
+    Attributes:
+        name: the scenario's name, shown in metrics and reports.
+        seed: seed of the split, the initial weights, the augmentations and the bootstrap.
+        out: run folder (``ct3d train --out`` overrides it).
+        data: where the scans come from and how folder names map to classes.
+        split: how patients are split into training, validation and test parts.
+        preprocess: preprocessing steps, in order, applied once per scan (cached).
+        augment: augmentation steps, in order, applied to each training batch.
+        model: the model builder and its parameters.
+        train: training settings.
+        evaluate: decision threshold and confidence intervals.
+    """
 
     name: str = "quick"
     seed: int = 0
@@ -209,9 +268,27 @@ class Scenario:
         """Parse JSON text."""
         return cls.from_dict(json.loads(text))
 
-    def to_yaml(self, path: str | os.PathLike[str] | None = None) -> str:
-        """YAML text, also written to ``path`` when given."""
-        text = yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None)
+    def to_yaml(self, path: str | os.PathLike[str] | None = None, comments: bool = False) -> str:
+        """YAML text, also written to ``path`` when given.
+
+        ``comments``: the form to edit by hand (``ct3d scenario new``): block style (only
+        lists of scalars stay in flow style, ``shape: [128, 128, 64]``, one line to edit)
+        with each key's one-line description as a comment: the ``Attributes:`` of the
+        scenario's classes, each plugin's summary and its parameters' descriptions. A
+        description that does not fit beside a value of several lines goes on the line above.
+
+        Example:
+            >>> text = Scenario.preset("quick").to_yaml(comments=True)
+            >>> epochs = next(line for line in text.splitlines() if "epochs:" in line)
+            >>> " ".join(epochs.split())
+            'epochs: 12 # passes over the training part, >= 1'
+            >>> Scenario.from_yaml(text) == Scenario.preset("quick")
+            True
+        """
+        if comments:
+            text = commented_yaml(self)
+        else:
+            text = yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None)
         if path is not None:
             Path(path).write_text(text)
         return text
@@ -413,9 +490,16 @@ def _value_problems(s: Scenario) -> list[str]:
 
 def _path_problems(data: DataSpec, model: ResolvedStep) -> list[str]:
     """Files and folders the scenario reads that are not there (the synthetic cohort is
-    generated on first use, so its ``data.root`` need not exist)."""
+    generated on first use, so its ``data.root`` need not exist, but must not be a folder
+    of class folders: that is ``data.source: folder``)."""
     p: list[str] = []
     root = Path(data.root)
+    scan_folders = sorted(f for names in data.labels.values() for f in names
+                          if (root / f).is_dir())
+    if data.source == "synthetic" and scan_folders:
+        p.append(f"{root}: holds class folders of scans ({', '.join(scan_folders)}), but "
+                 f"data.source=synthetic generates its own cohort under data.root; set "
+                 f"data.source=folder to train on these scans (or choose another data.root)")
     if data.source == "folder" and not root.is_dir():
         p.append(f"{root}: data folder not found (data.root, data.source=folder)")
     if data.source == "manifest" and not root.is_file():

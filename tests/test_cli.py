@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+import ct3d
 from ct3d.cli import main, parse_sets
 from ct3d.scenario import Scenario
 
@@ -27,8 +28,13 @@ def test_plugins_json_lists_every_registry(capsys: pytest.CaptureFixture[str]) -
     assert [p["name"] for p in listing["model"]] == [
         "baseline_3dcnn", "densenet3d", "modified_3dcnn", "resnet3d"]
     hu = next(p for p in listing["preprocess"] if p["name"] == "hu_window")
-    assert hu["params"] == [{"name": "low", "type": "float", "default": -1000.0},
-                            {"name": "high", "type": "float", "default": 400.0}]
+    assert hu["params"] == [
+        {"name": "low", "type": "float", "default": -1000.0,
+         "doc": "lowest HU kept (lower values become 0)"},
+        {"name": "high", "type": "float", "default": 400.0,
+         "doc": "highest HU kept (higher values become 1); must be above low"}]
+    assert {p["name"]: p["min_input"] for p in listing["model"]} == {
+        "baseline_3dcnn": 46, "densenet3d": 16, "modified_3dcnn": 46, "resnet3d": 32}
     assert main(["plugins", "augment"]) == 0
     assert "rotate(degrees: tuple[float, float] = [-20.0, 20.0]" in capsys.readouterr().out
 
@@ -101,7 +107,61 @@ def test_demo_runs_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert main(["demo", "--out", str(tmp_path), "--epochs", "1"]) == 0
     out = capsys.readouterr().out
     assert "accuracy" in out and "run folder:" in out
+    assert out.count("ct3d: training on the CPU (no GPU visible), one replica, float32\n") == 1
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["scenario"] == "demo" and metrics["epochs_run"] == 1
     assert [p.parent.name for p in (tmp_path / "data").glob("*/cohort.json")] == [
         "quick-easy-30n-30a-seed0"]
+
+
+def test_synthetic_source_pointed_at_real_scans_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["synth", str(tmp_path / "cohort"), "--normal", "1", "--abnormal", "1",
+                 "--preset", "quick", "--workers", "1"]) == 0
+    Scenario.preset("quick").to_yaml(tmp_path / "s.yaml")
+    capsys.readouterr()
+    assert main(["train", str(tmp_path / "s.yaml"), "--set",
+                 f"data.root={tmp_path / 'cohort'}", "--out", str(tmp_path / "run")]) == 2
+    assert capsys.readouterr().err == (
+        f"ct3d: error: invalid scenario: {tmp_path / 'cohort'}: holds class folders of scans "
+        f"(CT-0, CT-23), but data.source=synthetic generates its own cohort under data.root; "
+        f"set data.source=folder to train on these scans (or choose another data.root)\n")
+    assert sorted(p.name for p in (tmp_path / "cohort").iterdir()) == ["CT-0", "CT-23"]
+    assert not (tmp_path / "run").exists()
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0
+    assert capsys.readouterr().out == f"ct3d {ct3d.__version__}\n"
+
+
+def test_plugins_show_each_parameter_description(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plugins", "--json"]) == 0
+    listing = json.loads(capsys.readouterr().out)["plugins"]
+    assert all("doc" in q for plugins in listing.values() for p in plugins for q in p["params"])
+    assert main(["plugins", "model"]) == 0
+    out = capsys.readouterr().out
+    assert ("  resnet3d(depth: 10 | 18 | 34 = 18, width: int = 16, dropout: float = 0.2, "
+            "weights: str | None = None)\n") in out
+    assert "\n        depth: 10, 18 or 34 layers (basic blocks 1-1-1-1, 2-2-2-2 or " in out
+    assert "\n        smallest input: 32 voxels on every side (default parameters)\n" in out
+
+
+def test_scenario_new_prints_each_key_with_its_description(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["scenario", "new", "--preset", "quick"]) == 0
+    text = capsys.readouterr().out
+    comments = {" ".join(line.split(" #")[0].split()): line.split(" # ", 1)[1]
+                for line in text.splitlines() if " # " in line}
+    assert comments["epochs: 12"] == "passes over the training part, >= 1"
+    assert comments["train:"] == "training settings"
+    assert comments["- name: flip"].startswith("Flip each scan along each chosen spatial axis")
+    assert comments["axes: [0, 1]"] == (
+        "spatial axes that may be flipped, each 0 (W), 1 (H) or 2 (D)")
+    assert comments["bn_momentum: 0.5"].startswith("momentum of the BatchNormalization")
+    assert "{" not in text and len(comments) > 50
+

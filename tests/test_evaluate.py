@@ -281,3 +281,15 @@ def test_mean_std_across_folds() -> None:
     assert summary["n"] == pytest.approx((20.0, 10.0))
     folds_metrics = [binary_metrics(*_realistic(n=40, seed=s)) for s in range(3)]
     assert set(mean_std(folds_metrics)) >= set(METRIC_KEYS)
+
+
+def test_ratios_with_a_zero_denominator_are_undefined_not_zero() -> None:
+    none_predicted = binary_metrics([0, 0, 1], [0.1, 0.2, 0.3])  # nothing >= 0.5
+    assert none_predicted["precision"] is None and none_predicted["recall"] == 0.0
+    assert none_predicted["f1"] == 0.0 and none_predicted["specificity"] == 1.0
+    only_negatives = binary_metrics([0, 0], [0.1, 0.2])
+    assert only_negatives["recall"] is None and only_negatives["f1"] is None
+    assert only_negatives["precision"] is None and only_negatives["specificity"] == 1.0
+    only_positives = binary_metrics([1, 1], [0.9, 0.2])
+    assert only_positives["specificity"] is None and only_positives["precision"] == 1.0
+    assert "precision" not in mean_std([none_predicted, only_negatives])

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
 
+import ct3d
 from ct3d.cli import main
 from ct3d.grids import GRIDS, grid
 from ct3d.report import ReportSummary, ScenarioReport, run_grid
@@ -18,7 +20,8 @@ FIGURES = ("samples.png", "curves.png", "timing.png", "confusion.png", "roc.png"
 @pytest.fixture(scope="module")
 def quick_grid(tmp_path_factory: pytest.TempPathFactory) -> ReportSummary:
     """The thesis grid in quick mode, reported once for the whole module."""
-    return run_grid("thesis", quick=True, out=tmp_path_factory.mktemp("reports") / "thesis",
+    base = tmp_path_factory.mktemp("grid")
+    return run_grid("thesis", quick=True, out=base / "reports" / "thesis", work=base / "work",
                     progress=False)
 
 
@@ -35,13 +38,30 @@ def test_every_scenario_gets_a_report_and_models_stay_out(quick_grid: ReportSumm
         assert report.folder == quick_grid.out / report.name and report.seconds > 0
         for name in ("report.ipynb", "report.html", "metrics.json", *FIGURES):
             assert (report.folder / name).is_file(), f"{report.name}/{name}"
-        run_dir = quick_grid.out.parent / ".runs" / "thesis" / report.name
+        run_dir = quick_grid.out.parents[1] / "work" / ".runs" / "thesis" / report.name
         assert (run_dir / "model.keras").is_file()
         assert _metrics(report) == json.loads((run_dir / "metrics.json").read_text())
     assert quick_grid.index == quick_grid.out / "index.html" and quick_grid.index.is_file()
     assert (quick_grid.out / "index.ipynb").is_file()
     assert not list(quick_grid.out.rglob("*.keras"))
-    assert len(list((quick_grid.out.parent / ".data").glob("*/cohort.json"))) == 1
+    assert len(list((quick_grid.out.parents[1] / "work" / ".data").glob("*/cohort.json"))) == 1
+    assert not list(quick_grid.out.parent.glob(".*"))  # --work: nothing beside the reports
+
+
+def test_reports_are_titled_and_hold_no_path_of_this_machine(quick_grid: ReportSummary) -> None:
+    machine = [str(quick_grid.out.parents[1]), sys.prefix, str(Path(ct3d.__file__).parent),
+               str(Path.home())]
+    files = [p for p in quick_grid.out.rglob("*") if p.suffix in (".ipynb", ".html", ".json")]
+    assert len(files) == 7 * 3 + 2
+    for path in files:
+        text = path.read_text()
+        assert not [m for m in machine if m in text], path
+    for report in quick_grid.scenarios:
+        title = f"<title>ct3d report: {report.name} (thesis)</title>"
+        assert title in (report.folder / "report.html").read_text()
+        assert "../../work/.data" in (report.folder / "report.ipynb").read_text()
+    assert "<title>ct3d thesis grid: our runs beside the thesis</title>" in (
+        quick_grid.index.read_text())
 
 
 @pytest.mark.notebook
@@ -117,12 +137,12 @@ def test_cli_report_flags_and_exit_status(
     monkeypatch.setattr("ct3d.report.run_grid", fake_run_grid)
     assert main(["report", "--out", str(tmp_path)]) == 0
     assert main(["report", "--grid", "thesis", "--data", "/scans", "--quick",
-                 "--only", "x", "--only", "y"]) == 1
+                 "--only", "x", "--only", "y", "--work", str(tmp_path / "w")]) == 1
     assert calls == [
         ("thesis", {"data": None, "quick": False, "out": str(tmp_path), "kernel": None,
-                    "only": None}),
+                    "only": None, "work": None}),
         ("thesis", {"data": "/scans", "quick": True, "out": "reports/thesis", "kernel": None,
-                    "only": ["x", "y"]}),
+                    "only": ["x", "y"], "work": str(tmp_path / "w")}),
     ]
     monkeypatch.undo()
     assert main(["report", "--quick", "--only", "no-such-scenario"]) == 2

@@ -97,7 +97,7 @@ def test_read_reports_in_grid_order_with_the_failed_ones(tmp_path: Path) -> None
     assert reports.failed == ["all-slices-aug-5"]
     assert reports.metrics == {"all-slices-aug-10": {"n": 2}, "lung-only-aug-25": {"n": 3},
                                "zz-extra": {"n": 1}}
-    assert reports.summary() == f"4 scenario report(s) in {tmp_path}; failed: all-slices-aug-5"
+    assert reports.summary() == "4 scenario report(s) of grid thesis; failed: all-slices-aug-5"
     thesis_only = report.read_reports("", "thesis")
     assert thesis_only.folder is None and thesis_only.metrics == {}
     assert thesis_only.names == ["all-slices-aug-5", "all-slices-aug-10", "all-slices-aug-15",

@@ -27,6 +27,7 @@ from ct3d.report import (
     to_html,
 )
 from ct3d.report.compare import part_value
+from ct3d.report.text import AUC_NOTE
 
 
 @pytest.fixture(scope="module")
@@ -155,10 +156,18 @@ def test_html_escapes_labels_and_cells_and_takes_formats() -> None:
 
 def test_format_table_is_the_plain_text_metrics_table(runs: dict[str, Run]) -> None:
     m = runs["holdout"].metrics
-    lines = format_table(m["parts"]).splitlines()
+    lines = format_table(m["parts"], m["classes"]).splitlines()
     assert lines[0].split() == ["part", "n", *METRIC_KEYS]
     assert lines[3].split() == ["test", "8", *(f"{m[k]:.4f}" for k in METRIC_KEYS)]
-    assert lines[-1] == "test confusion matrix (rows = true 0/1): [[4 0] [2 2]]"
+    assert lines[4] == AUC_NOTE
+    assert lines[-4:] == ["test confusion matrix (rows: true class, columns: predicted)",
+                          "              CT-0   CT-23",
+                          "  CT-0           4       0",
+                          "  CT-23          2       2"]
+    assert "  0              4       0" in format_table(m["parts"])
+    oof = format_table({"out-of-fold": runs["kfold"].metrics}).splitlines()
+    assert oof[0].split()[:2] == ["part", "n"] and oof[1].startswith("out-of-fold ")
+    assert len(oof[0]) == len(oof[1])  # the longer part name keeps the columns aligned
     assert describe_evaluation(m) == "evaluated on: test (n = 8), decision threshold 0.500, " \
                                      "1 model(s)"
     k = runs["kfold"].metrics
@@ -170,7 +179,7 @@ def test_single_class_has_no_auc_and_table_shows_dash() -> None:
     m = binary_metrics([1, 1, 1], [0.2, 0.6, 0.9])
     assert m["auc"] is None and m["confusion_matrix"] == [[0, 0], [1, 2]]
     table = format_table({"test": m})
-    assert "test confusion matrix (rows = true 0/1): [[0 0] [1 2]]" in table
+    assert table.endswith("  0              0       0\n  1              1       2")
     assert table.splitlines()[1].split()[7] == "-"
 
 
@@ -184,15 +193,18 @@ P3 = [
 
 def test_format_table_shows_multiclass_parts() -> None:
     parts = {"val": binary_metrics([0, 1], [0.2, 0.9]), "test": multiclass_metrics(Y3, P3)}
-    lines = format_table(parts).splitlines()
+    lines = format_table(parts, ["no", "yes"]).splitlines()
     assert lines[0].split() == ["part", "n", *METRIC_KEYS]
-    assert lines[2].split() == ["part", "n", "accuracy", "macro_f1", "macro_auc"]
-    assert lines[3].split()[:4] == ["test", "10", "0.7000", f"{25 / 36:.4f}"]
-    assert "val confusion matrix (rows = true 0/1): [[1 0] [0 1]]" in lines
-    assert lines[-4:] == [
-        "test confusion matrix (rows = true 0/1/2):",
-        f"  {'0':>12}: [2, 1, 0]", f"  {'1':>12}: [0, 2, 1]", f"  {'2':>12}: [1, 0, 3]",
-    ]
+    assert lines[2] == AUC_NOTE
+    assert lines[3].split() == ["part", "n", "accuracy", "macro_f1", "macro_auc"]
+    assert lines[4].split()[:4] == ["test", "10", "0.7000", f"{25 / 36:.4f}"]
+    assert lines[5:9] == ["val confusion matrix (rows: true class, columns: predicted)",
+                          "                no     yes", "  no             1       0",
+                          "  yes            0       1"]
+    assert lines[-4:] == ["                 0       1       2",
+                          "  0              2       1       0",
+                          "  1              0       2       1",
+                          "  2              1       0       3"]
 
 
 # -- the grid beside the thesis --------------------------------------------------------------

@@ -7,6 +7,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+from helpers import random_volume
 from scipy import ndimage
 
 from ct3d.data.synthetic import Phantom, generate_scan, render_phantom
@@ -168,9 +169,65 @@ def test_explain_scan_writes_an_overlay_on_the_original_grid(tmp_path: Path) -> 
                         out=tmp_path / "heat.nii.gz")
     saved = read_volume(tmp_path / "heat.nii.gz", hu=False)
     assert heat.shape == scan.shape and 0 <= heat.array.min() and heat.array.max() <= 1
+    assert heat.layer == "block3_conv" and heat.note is None
     np.testing.assert_allclose(saved.affine, read_volume(path).affine)
     np.testing.assert_array_equal(saved.array, heat.array)
     assert save_nifti(heat, tmp_path / "again.nii").is_file()
+
+
+def _skip_model() -> keras.Model:
+    """conv_a (ReLU) -> conv_b (ReLU); both global-average-pooled into Dense(1, sigmoid), weight 1.
+
+    conv_b's bias is -1e4: its ReLU outputs are all zero, while conv_a still reaches the
+    output through the skip connection.
+    """
+    inputs = keras.Input((12, 12, 12, 1))
+    a = keras.layers.Conv3D(2, 3, padding="same", activation="relu", kernel_initializer="ones",
+                            name="conv_a")(inputs)
+    b = keras.layers.Conv3D(2, 3, padding="same", activation="relu", kernel_initializer="ones",
+                            bias_initializer=keras.initializers.Constant(-1e4), name="conv_b")(a)
+    pooled = [keras.layers.GlobalAveragePooling3D()(x) for x in (a, b)]
+    outputs = keras.layers.Dense(1, activation="sigmoid", kernel_initializer="ones")(
+        keras.layers.Concatenate()(pooled))
+    return keras.Model(inputs, outputs)
+
+
+def _scan_file(tmp_path: Path) -> Path:
+    return write_volume(random_volume((16, 16, 12)), tmp_path / "scan.nii.gz")
+
+
+def test_an_empty_map_falls_back_to_a_shallower_layer_and_says_why(tmp_path: Path) -> None:
+    model, path = _skip_model(), _scan_file(tmp_path)
+    steps = [{"name": "hu_window"}, {"name": "resize", "params": {"shape": [12, 12, 12]}}]
+    assert not gradcam(model, np.ones((12, 12, 12), np.float32)).any()  # conv_b: empty
+    with pytest.warns(UserWarning, match=r"scan\.nii\.gz: empty map at conv_b \(its activations "
+                      r"are all zero.*\); used conv_a instead"):
+        heat = explain_scan(model, path, steps)
+    assert heat.layer == "conv_a" and "conv_b" in heat.note
+    assert np.isfinite(heat.array).all() and heat.array.max() > 0.9
+    with pytest.warns(UserWarning, match="used conv_a instead"):
+        assert explain_scan(model, path, steps, layer="conv_b").layer == "conv_a"
+
+
+@pytest.mark.parametrize(("layer", "weight", "value", "why"), [
+    ("block4_conv", 1, -1e4, r"block4_conv \(its activations are all zero.*block3_conv \(the "
+                             r"gradients of the score at it vanish"),
+    ("block1_conv", 0, np.nan, r"block4_conv \(its activations or gradients are not finite"),
+])
+def test_when_every_layer_is_empty_the_map_is_zero_and_says_so(
+    tmp_path: Path, layer: str, weight: int, value: float, why: str
+) -> None:
+    model, path = _small_model(), _scan_file(tmp_path)
+    target = model.get_layer(layer).weights[weight]
+    target.assign(np.full(target.shape, value, np.float32))
+    steps = [{"name": "hu_window"}, {"name": "resize", "params": {"shape": list(SMALL)}}]
+    with pytest.warns(UserWarning, match=rf"scan\.nii\.gz: every layer tried gives an empty map "
+                                         rf"\(block4_conv, block3_conv, block2_conv, block1_conv\)"
+                                         rf"; the map is all zero: {why}"):
+        heat = explain_scan(model, path, steps, out=tmp_path / "heat.nii.gz")
+    assert heat.layer is None and "block1_conv" in heat.note
+    assert np.isfinite(heat.array).all() and not heat.array.any()
+    assert not read_volume(tmp_path / "heat.nii.gz", hu=False).array.any()
 
 
 def _cohort(seed: int, count: int, abnormal: bool | None = None) -> list[Phantom]:

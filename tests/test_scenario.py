@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import json
 
 import pytest
 import yaml
 
-from ct3d.scenario import PRESETS, Scenario, ScenarioError, StepSpec, TrainSpec
+from ct3d.docs import one_line_docs
+from ct3d.registry import REGISTRIES, Registry
+from ct3d.scenario import (
+    PRESETS,
+    DataSpec,
+    EvalSpec,
+    Scenario,
+    ScenarioError,
+    SplitSpec,
+    StepSpec,
+    SyntheticSpec,
+    TrainSpec,
+)
 
 
 @pytest.mark.parametrize("preset", sorted(PRESETS))
@@ -132,3 +146,101 @@ def test_distribution_keys_default_convert_and_validate() -> None:
         Scenario.preset("quick").with_overrides({"train.mixed_precision": "fp16"})
     with pytest.raises(ScenarioError, match="jit_compile=true needs train.deterministic=false"):
         Scenario.preset("quick").with_overrides({"train.jit_compile": True}).validate()
+
+
+SPECS = (Scenario, DataSpec, SyntheticSpec, SplitSpec, TrainSpec, EvalSpec, StepSpec)
+
+
+def _flow_collections(text: str) -> list[yaml.Node]:
+    """The mappings in flow style (``{a: 1}``) and the flow-style lists holding a collection
+    (``[[0, 1]]``) of a YAML text; empty ones (``{}``, ``[]``) aside."""
+    found, todo = [], [yaml.compose(text)]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, yaml.MappingNode):
+            found += [node] * bool(node.flow_style and node.value)
+            todo += [part for pair in node.value for part in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            nested = any(not isinstance(item, yaml.ScalarNode) for item in node.value)
+            found += [node] * bool(node.flow_style and nested)
+            todo += node.value
+    return found
+
+
+def _commented(text: str, line: str) -> str:
+    """The comment of the line of ``text`` that is ``line`` (spaces before the ``#`` aside)."""
+    (comment,) = [t.split(" #", 1)[1].strip() for t in text.splitlines()
+                  if t.split(" #", 1)[0].rstrip() == line]
+    return comment
+
+
+def test_every_field_of_the_scenario_classes_has_one_description() -> None:
+    for spec in SPECS:
+        docs = one_line_docs(spec, "Attributes")
+        assert list(docs) == [f.name for f in dataclasses.fields(spec)], spec.__name__
+        assert all(docs.values()), spec.__name__
+    assert one_line_docs(TrainSpec, "Attributes")["jit_compile"] == (
+        "compile each training step with XLA (needs deterministic false)")
+    for spec in SPECS:  # a summary line, then the fields: no prose describing them again
+        summary, fields = inspect.getdoc(spec).split("\n\n")
+        assert "\n" not in summary and fields.startswith("Attributes:\n"), spec.__name__
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_commented_yaml_is_block_style_and_round_trips(preset: str, tmp_path) -> None:
+    s = Scenario.preset(preset)
+    text = s.to_yaml(tmp_path / "s.yaml", comments=True)
+    assert Scenario.from_yaml(text) == s == Scenario.from_file(tmp_path / "s.yaml")
+    assert _flow_collections(text) == []
+    assert _flow_collections(s.to_yaml()) != []  # the default form is unchanged: flow labels
+    assert "{" not in text and "\n    normal: [CT-0]\n    abnormal: [CT-23]\n" in text
+    assert "shape: [" in text and "#" not in s.to_yaml()
+
+
+def test_commented_yaml_puts_each_description_beside_its_key() -> None:
+    s = Scenario.preset("thesis")
+    text = s.to_yaml(comments=True)
+    train_docs = one_line_docs(TrainSpec, "Attributes")
+    for f in dataclasses.fields(TrainSpec):
+        value = yaml.safe_dump(getattr(s.train, f.name)).splitlines()[0]
+        assert _commented(text, f"  {f.name}: {value}") == train_docs[f.name]
+    assert _commented(text, "  epochs: 25") == "passes over the training part, >= 1"
+    assert _commented(text, "train:") == "training settings"
+    assert _commented(text, "  labels:") == one_line_docs(DataSpec, "Attributes")["labels"]
+    assert _commented(text, "    difficulty: moderate") == (
+        "lesion settings: easy, moderate or hard (fewer, smaller, fainter lesions)")
+    assert _commented(text, "  - name: hu_window") == (
+        "Clip HU to [low, high] and scale linearly to [0, 1] (float32)")
+    assert _commented(text, "      low: -1000.0") == "lowest HU kept (lower values become 0)"
+    assert _commented(text, "      shape: [128, 128, 64]") == (
+        "output size (W, H, D) in voxels, each >= 1")
+    assert _commented(text, "  name: modified_3dcnn").startswith("Thesis 3D CNN")
+    assert _commented(text, "    weights: null").startswith("a local .weights.h5 file")
+    assert "\n  params:\n    dropout: 0.1 " in text
+
+
+def test_commented_yaml_of_third_party_and_unknown_plugins(monkeypatch) -> None:
+    third_party = Registry("preprocess", "ct3d.test-none")
+
+    @third_party.register("invert")
+    def invert(top: float = 1.0, table: dict = {"air": -1000}) -> float:  # noqa: B006
+        """Invert intensities: top - value (no Args section)."""
+        return top
+
+    monkeypatch.setitem(REGISTRIES, "preprocess", third_party)
+    s = Scenario(
+        name="a long name " * 12,
+        preprocess=[StepSpec("invert", {"top": 2.0, "table": {"air": -1000, "fat": [-100]}})],
+        augment=[],
+        model=StepSpec("not_a_model", {"layers": [{"units": 8}], "none": {}}),
+    )
+    text = s.to_yaml(comments=True)
+    assert Scenario.from_yaml(text) == s
+    assert _flow_collections(text) == []
+    assert _commented(text, "  - name: invert") == (
+        "Invert intensities: top - value (no Args section)")
+    assert "\n      top: 2.0\n      table:\n        air: -1000\n        fat: [-100]\n" in text
+    assert "\n  name: not_a_model\n  params:\n    layers:\n    - units: 8\n    none: {}\n" in text
+    assert "augment: []  # augmentation steps" in text
+    assert text.startswith("# the scenario's name, shown in metrics and reports\nname: 'a long")
+

@@ -19,7 +19,13 @@ def contrast_by(x: Any, factor: Any) -> Any:
 
 @augmenter("contrast")
 def contrast(low: float = 0.5, high: float = 1.0, prob: float = 1.0) -> Any:
-    """Scale each scan's deviation from its mean by a random factor in [low, high]."""
+    """Scale each scan's deviation from its mean by a random factor in [low, high].
+
+    Args:
+        low: smallest contrast factor, >= 0 (1 = unchanged, 0 = flat at the mean).
+        high: largest contrast factor, >= low.
+        prob: probability that a scan is changed, drawn per scan, in [0, 1].
+    """
     if not 0.0 <= low <= high:
         raise ValueError(f"contrast needs 0 <= low <= high; received low={low}, high={high}")
     check_prob("contrast", prob)
@@ -38,7 +44,12 @@ def brightness_by(x: Any, delta: Any) -> Any:
 
 @augmenter("brightness")
 def brightness(delta: tuple[float, float] = (-0.1, 0.1), prob: float = 1.0) -> Any:
-    """Add a random offset (uniform in delta) to every voxel of each scan."""
+    """Add a random offset (uniform in delta) to every voxel of each scan.
+
+    Args:
+        delta: (low, high) range of the random offset, in the scan's units, low <= high.
+        prob: probability that a scan is changed, drawn per scan, in [0, 1].
+    """
     if delta[0] > delta[1]:
         raise ValueError(f"brightness needs delta=(low, high) with low <= high; received {delta}")
     check_prob("brightness", prob)
@@ -62,7 +73,12 @@ def gamma_by(x: Any, gamma: Any) -> Any:
 
 @augmenter("gamma")
 def gamma(gamma: tuple[float, float] = (0.8, 1.25), prob: float = 1.0) -> Any:
-    """Apply x**g with a random g per scan (log-uniform in gamma) to scans clipped to [0, 1]."""
+    """Apply x**g with a random g per scan (log-uniform in gamma) to scans clipped to [0, 1].
+
+    Args:
+        gamma: (low, high) range of the random power g, 0 < low <= high (1 = unchanged).
+        prob: probability that a scan is changed, drawn per scan, in [0, 1].
+    """
     if not 0.0 < gamma[0] <= gamma[1]:
         raise ValueError(f"gamma needs gamma=(low, high) with 0 < low <= high; received {gamma}")
     check_prob("gamma", prob)
@@ -79,7 +95,12 @@ def gamma(gamma: tuple[float, float] = (0.8, 1.25), prob: float = 1.0) -> Any:
 
 @augmenter("gaussian_noise")
 def gaussian_noise(std: float = 0.02, prob: float = 1.0) -> Any:
-    """Add independent zero-mean Gaussian noise of standard deviation std to every voxel."""
+    """Add independent zero-mean Gaussian noise of standard deviation std to every voxel.
+
+    Args:
+        std: standard deviation of the noise in the scan's units, >= 0.
+        prob: probability that a scan is given noise, drawn per scan, in [0, 1].
+    """
     if not std >= 0.0:
         raise ValueError(f"gaussian_noise needs std >= 0; received std={std}")
     check_prob("gaussian_noise", prob)

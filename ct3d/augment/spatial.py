@@ -51,7 +51,12 @@ def check_prob(name: str, prob: float) -> None:
 
 @augmenter("flip")
 def flip(axes: tuple[int, ...] = (0, 1), prob: float = 0.5) -> Any:
-    """Flip each scan along each chosen spatial axis (0=W, 1=H, 2=D) with probability prob."""
+    """Flip each scan along each chosen spatial axis (0=W, 1=H, 2=D) with probability prob.
+
+    Args:
+        axes: spatial axes that may be flipped, each 0 (W), 1 (H) or 2 (D).
+        prob: probability of a flip, drawn per scan and axis, in [0, 1].
+    """
     if any(a not in (0, 1, 2) for a in axes) or not 0.0 <= prob <= 1.0:
         raise ValueError(f"flip needs axes in (0, 1, 2) and 0 <= prob <= 1; received "
                          f"axes={axes}, prob={prob}")
@@ -116,7 +121,13 @@ def rotate_by(x: Any, degrees: Any, fill_value: float = 0.0) -> Any:
 def rotate(
     degrees: tuple[float, float] = (-20.0, 20.0), fill_value: float = 0.0, prob: float = 1.0
 ) -> Any:
-    """Rotate each scan by a random angle (uniform in degrees) in the axial plane, bilinear."""
+    """Rotate each scan by a random angle (uniform in degrees) in the axial plane, bilinear.
+
+    Args:
+        degrees: (low, high) range of the random angle in degrees, low <= high.
+        fill_value: value of the voxels rotated in from outside the scan.
+        prob: probability that a scan is rotated, drawn per scan, in [0, 1].
+    """
     if degrees[0] > degrees[1]:
         raise ValueError(f"rotate needs degrees=(low, high) with low <= high; received {degrees}")
     check_prob("rotate", prob)
@@ -151,7 +162,14 @@ def zoom_by(x: Any, scale: Any, fill_value: float = 0.0) -> Any:
 def zoom(
     scale: tuple[float, float] = (0.9, 1.1), fill_value: float = 0.0, prob: float = 1.0
 ) -> Any:
-    """Zoom each scan in the axial plane by a random factor (uniform in scale), same size."""
+    """Zoom each scan in the axial plane by a random factor (uniform in scale), same size.
+
+    Args:
+        scale: (low, high) range of the random zoom factor, 0 < low <= high. A factor above
+            1 enlarges the scan and crops its border away; below 1 it shrinks and pads it.
+        fill_value: value of the voxels zoomed in from outside the scan (factors below 1).
+        prob: probability that a scan is zoomed, drawn per scan, in [0, 1].
+    """
     if not 0.0 < scale[0] <= scale[1]:
         raise ValueError(f"zoom needs scale=(low, high) with 0 < low <= high; received {scale}")
     check_prob("zoom", prob)

@@ -29,6 +29,7 @@ import os
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from ct3d.backend import import_tensorflow
 from ct3d.errors import Ct3dError
 
 LOGICAL_CPUS_ENV = "CT3D_LOGICAL_CPUS"
@@ -78,7 +79,7 @@ def configure_logical_cpus(n: int) -> None:
     """
     if n < 1:
         raise DeviceError(f"the number of logical CPUs must be >= 1; got {n}")
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     cpu = tf.config.list_physical_devices("CPU")[0]
     current = tf.config.get_logical_device_configuration(cpu)
@@ -282,6 +283,27 @@ def resolve_precision(setting: str) -> str:
     if gpus and all(c is not None and tuple(c) >= (7, 0) for c in capabilities):
         return "mixed_float16"
     return "float32"
+
+
+def describe(strategy: Any, mixed_precision: str = "off") -> str:
+    """In a few words, where training runs and in which precision.
+
+    Example:
+        >>> describe(make_strategy("default"))  # on this 2-core test machine
+        'training on the CPU (no GPU visible), one replica, float32'
+    """
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    names = sorted({tf.config.experimental.get_device_details(g).get("device_name", "GPU")
+                    for g in gpus})
+    where = (f"{len(gpus)} GPU(s) ({', '.join(names)})" if gpus
+             else "the CPU (no GPU visible)")
+    replicas = strategy.num_replicas_in_sync
+    spread = "one replica" if replicas == 1 else f"{replicas} replicas"
+    if num_workers(strategy) > 1:
+        spread += f" on {num_workers(strategy)} workers"
+    return f"training on {where}, {spread}, {resolve_precision(mixed_precision)}"
 
 
 @contextlib.contextmanager

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ct3d.backend import import_tensorflow
 from ct3d.data.cache import Cache, FillReport
 from ct3d.data.dataset import Scan
 from ct3d.data.pipeline import input_shape
@@ -123,13 +124,14 @@ def run(
     report = _fill(scenario, scans, verbose)
     _check_input(scenario, [p for p in report.paths if p is not None])
 
-    from ct3d.engine.fit import train_fold  # imports TensorFlow
+    tf = import_tensorflow()
+    from ct3d.engine.fit import train_fold
     from ct3d.engine.pooling import write_metrics
 
     strategy = devices.make_strategy(scenario.train.strategy)  # before TensorFlow runs anything
+    if verbose:
+        print(f"ct3d: {devices.describe(strategy, scenario.train.mixed_precision)}")
     if scenario.train.deterministic:
-        import tensorflow as tf
-
         tf.config.experimental.enable_op_determinism()
     chief = devices.is_chief(strategy)
     work_dir = run_dir if chief else Path(tempfile.mkdtemp(prefix="ct3d-worker-"))

@@ -78,7 +78,17 @@ def baseline_3dcnn(
     bn_momentum: float = 0.99,
     weights: str | None = None,
 ) -> Any:
-    """Keras example 3D CNN: filters 64-64-128-256, dense 512 (1,352,897 parameters)."""
+    """Keras example 3D CNN: filters 64-64-128-256, dense 512 (1,352,897 parameters).
+
+    Args:
+        input_shape: ``(W, H, D, C)``, set from the preprocessed data (reserved).
+        classes: set from ``data.labels`` (reserved): 2 (one sigmoid unit) or more (softmax).
+        dropout: dropout rate before the output layer, in [0, 1).
+        bn_momentum: momentum of the BatchNormalization moving averages, in [0, 1). Lower
+            values follow the weights faster over short runs (Keras default 0.99).
+        weights: a local ``.weights.h5`` file loaded after building (None: random initial
+            weights). Nothing is downloaded.
+    """
     return cnn3d(input_shape, (64, 64, 128, 256), (0.0,) * 4, dropout, 512, bn_momentum,
                  "baseline_3dcnn", classes, weights)
 
@@ -92,7 +102,18 @@ def modified_3dcnn(
     bn_momentum: float = 0.99,
     weights: str | None = None,
 ) -> Any:
-    """Thesis 3D CNN: filters 16-32-64-64, block dropout, dense 512 (214,817 parameters)."""
+    """Thesis 3D CNN: filters 16-32-64-64, block dropout, dense 512 (214,817 parameters).
+
+    Args:
+        input_shape: ``(W, H, D, C)``, set from the preprocessed data (reserved).
+        classes: set from ``data.labels`` (reserved): 2 (one sigmoid unit) or more (softmax).
+        dropout: dropout rate after conv blocks 2 to 4, in [0, 1).
+        head_dropout: dropout rate before the output layer, in [0, 1).
+        bn_momentum: momentum of the BatchNormalization moving averages, in [0, 1). Lower
+            values follow the weights faster over short runs (Keras default 0.99).
+        weights: a local ``.weights.h5`` file loaded after building (None: random initial
+            weights). Nothing is downloaded.
+    """
     return cnn3d(
         input_shape, (16, 32, 64, 64), (0.0, dropout, dropout, dropout), head_dropout, 512,
         bn_momentum, "modified_3dcnn", classes, weights,

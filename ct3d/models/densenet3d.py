@@ -126,6 +126,18 @@ def densenet3d(
     dropout: float = 0.2,
     weights: str | None = None,
 ) -> Any:
-    """Small 3D DenseNet-BC: dense blocks 4-4-4, growth 12, compression 0.5, GAP, dropout."""
+    """Small 3D DenseNet-BC: dense blocks 4-4-4, growth 12, compression 0.5, GAP, dropout.
+
+    Args:
+        input_shape: ``(W, H, D, C)``, set from the preprocessed data (reserved).
+        classes: set from ``data.labels`` (reserved): 2 (one sigmoid unit) or more (softmax).
+        blocks: dense layers in each dense block, each >= 1 (at least one block).
+        growth: channels each dense layer adds, >= 1.
+        width: filters of the stem convolution, >= 1.
+        compression: fraction of channels a transition between blocks keeps, in (0, 1].
+        dropout: dropout rate before the output layer, in [0, 1).
+        weights: a local ``.weights.h5`` file loaded after building (None: random initial
+            weights). Nothing is downloaded.
+    """
     return densenet3d_model(input_shape, classes, blocks, growth, width, compression, dropout,
                             "densenet3d", weights)

@@ -121,7 +121,17 @@ def resnet3d(
     dropout: float = 0.2,
     weights: str | None = None,
 ) -> Any:
-    """3D ResNet-10/18/34 (basic blocks, widths 16-32-64-128 by default), GAP, dropout."""
+    """3D ResNet-10/18/34 (basic blocks, widths 16-32-64-128 by default), GAP, dropout.
+
+    Args:
+        input_shape: ``(W, H, D, C)``, set from the preprocessed data (reserved).
+        classes: set from ``data.labels`` (reserved): 2 (one sigmoid unit) or more (softmax).
+        depth: 10, 18 or 34 layers (basic blocks 1-1-1-1, 2-2-2-2 or 3-4-6-3 per stage).
+        width: filters of the stem and first stage, >= 1; the 4 stages use width x 1, 2, 4, 8.
+        dropout: dropout rate before the output layer, in [0, 1).
+        weights: a local ``.weights.h5`` file loaded after building (None: random initial
+            weights). Nothing is downloaded.
+    """
     if depth not in BLOCKS:
         raise ValueError(f"`depth` must be one of 10, 18, 34; received depth={depth!r}")
     return resnet3d_model(input_shape, classes, BLOCKS[depth], width, dropout, "resnet3d",

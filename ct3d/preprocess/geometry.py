@@ -56,7 +56,12 @@ def _rotated_shape(shape: Shape | None, params: Mapping[str, Any]) -> Shape | No
 
 @preprocessor("rotate90", output_shape=_rotated_shape)
 def rotate90(k: int = 1) -> Step:
-    """Exact quarter turns in the axial plane (no interpolation): the thesis' 90-degree turn."""
+    """Exact quarter turns in the axial plane (no interpolation): the thesis' 90-degree turn.
+
+    Args:
+        k: quarter turns from W towards H, taken modulo 4 (-1 turns the other way). As
+            ``np.rot90`` over axes 0, 1.
+    """
 
     def apply(volume: Volume) -> Volume:
         for _ in range(k % 4):
@@ -73,6 +78,10 @@ def resize(shape: tuple[int, int, int] = (128, 128, 64), order: int = 1) -> Step
     The first and last voxels keep their centres (as ``scipy.ndimage.zoom``). An axis only
     one voxel long is repeated; its new voxels split that voxel's extent evenly, so that the
     spacing stays positive and the affine invertible.
+
+    Args:
+        shape: output size (W, H, D) in voxels, each >= 1.
+        order: spline interpolation order, 0 (nearest voxel) to 5; 1 = linear.
 
     Example:
         >>> affine = np.diag([1.0, 1.0, 5.0, 1.0])
@@ -118,6 +127,11 @@ def slice_trim(mode: Literal["replace", "crop"] = "replace", head: int = 12, tai
     one. ``crop`` drops those slices (the affine moves to the new first slice); it needs
     more than ``head + tail`` slices.
 
+    Args:
+        mode: replace (overwrite the trimmed slices with their neighbours) or crop (drop them).
+        head: slices trimmed at the start (lowest indices) of the D axis, >= 0.
+        tail: slices trimmed at the end of the D axis, >= 0.
+
     Example:
         >>> v = Volume(np.arange(6, dtype=np.float32).reshape(1, 1, 6), (1.0, 1.0, 1.0),
         ...            np.eye(4), "demo")
@@ -154,6 +168,10 @@ def resample(spacing: tuple[float, float, float] = (1.5, 1.5, 5.0), order: int =
     centred on the old one: the centre of the field of view keeps its world position and
     new voxel ``i`` lies at old index ``(n_old - 1) / 2 + (i - (n_new - 1) / 2) * new / old``.
     Points beyond the outermost old voxel centres take the nearest edge value.
+
+    Args:
+        spacing: output voxel spacing (W, H, D) in mm, each > 0.
+        order: spline interpolation order, 0 (nearest voxel) to 5; 1 = linear.
 
     Example:
         >>> affine = np.diag([1.0, 1.0, 5.0, 1.0])

@@ -17,7 +17,12 @@ Region = Literal["volume", "body", "lungs"]
 
 @preprocessor("hu_window", output_shape=keeps_shape)
 def hu_window(low: float = -1000.0, high: float = 400.0) -> Step:
-    """Clip HU to [low, high] and scale linearly to [0, 1] (float32)."""
+    """Clip HU to [low, high] and scale linearly to [0, 1] (float32).
+
+    Args:
+        low: lowest HU kept (lower values become 0).
+        high: highest HU kept (higher values become 1); must be above low.
+    """
     if not high > low:
         raise ValueError(f"hu_window needs high > low; received low={low}, high={high}")
     lo, scale = np.float32(low), np.float32(1.0 / (high - low))
@@ -43,10 +48,14 @@ def _region(volume: Volume, region: Region, threshold_hu: float) -> np.ndarray:
 def standardize(region: Region = "volume", threshold_hu: float = -400.0) -> Step:
     """Z-score: subtract the mean and divide by the std over a region, for the whole volume.
 
-    ``region`` is ``"volume"`` (every voxel), ``"body"`` or ``"lungs"`` (the masks of
-    :mod:`ct3d.preprocess.lung`, found with ``threshold_hu``). The masks are found from HU,
-    so with ``"body"`` or ``"lungs"`` this step must run on raw HU, before ``hu_window``.
     The result is float32; a region that is empty or constant is a ``ValueError``.
+
+    Args:
+        region: voxels the mean and std are taken over: volume (every voxel), body or lungs.
+            ``body`` and ``lungs`` are the masks of :mod:`ct3d.preprocess.lung`, found from
+            HU, so with them this step must run on raw HU, before ``hu_window``.
+        threshold_hu: HU below which a voxel is air, in (-1000, 0), for the body and lung
+            masks. Unused with region ``volume``.
 
     Example:
         >>> v = Volume(np.array([1.0, 3.0], np.float32).reshape(2, 1, 1),

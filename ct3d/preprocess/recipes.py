@@ -18,6 +18,11 @@ def keras_example(
     ``scipy.ndimage.rotate(v, 90, reshape=False)`` on square slices), then resize linearly
     to ``shape``.
 
+    Args:
+        low: lowest HU kept (lower values become 0).
+        high: highest HU kept (higher values become 1); must be above low.
+        shape: output size (W, H, D) in voxels after the quarter turn, each >= 1.
+
     Example:
         >>> import numpy as np
         >>> v = Volume(np.full((8, 8, 4), -300.0, np.float32), (1.0, 1.0, 1.0), np.eye(4), "demo")

@@ -7,10 +7,14 @@ over the whole folder into ``index.ipynb`` / ``index.html``::
 
     OUT/index.ipynb  index.html               the grid side by side with the thesis' figures
     OUT/<scenario>/report.ipynb  report.html  metrics.json  *.png
-    OUT/../.data/  .cache/                     synthetic cohort and preprocessed scans (shared)
-    OUT/../.runs/<OUT name>/<scenario>/        run folders: models stay out of the report
+    WORK/.data/  .cache/                       synthetic cohort and preprocessed scans (shared)
+    WORK/.runs/<OUT name>/<scenario>/          run folders: models stay out of the report
 
-A scenario that fails is reported (its error, and papermill's partly executed notebook with
+``WORK`` is ``OUT``'s parent folder unless given. A report holds no absolute path of the
+machine that made it: the notebooks run in their report folder with the scenario's paths
+written relative to it, and the streams written to stderr (TensorFlow's and Python's
+warnings, which quote source files) are left out of the saved notebooks and their HTML. A
+scenario that fails is reported (its error, and papermill's partly executed notebook with
 the failing cell is kept and exported) and the others still run.
 
 Example::
@@ -129,9 +133,10 @@ def python_kernel(kernel: str | None = None) -> Iterator[str]:
     with tempfile.TemporaryDirectory(prefix="ct3d-kernel-") as tmp:
         spec_dir = Path(tmp) / "kernels" / _KERNEL_NAME
         spec_dir.mkdir(parents=True)
-        spec = {"argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-                "display_name": f"ct3d ({sys.executable})", "language": "python",
-                "env": {"TF_CPP_MIN_LOG_LEVEL": "2"}}
+        spec = {"argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}",
+                         "--IPKernelApp.log_level=ERROR"],
+                "display_name": f"ct3d (Python {sys.version_info.major}."
+                                f"{sys.version_info.minor})", "language": "python"}
         (spec_dir / "kernel.json").write_text(json.dumps(spec))
         before = os.environ.get("JUPYTER_PATH")
         os.environ["JUPYTER_PATH"] = os.pathsep.join(filter(None, [tmp, before]))
@@ -144,24 +149,35 @@ def python_kernel(kernel: str | None = None) -> Iterator[str]:
                 os.environ["JUPYTER_PATH"] = before
 
 
-def export_html(notebook: str | os.PathLike[str], html: str | os.PathLike[str]) -> Path:
-    """Write ``notebook`` as HTML without code cells' input (or prompts) and stderr streams.
-
-    What is left is the report: markdown, printed results, tables, figures and errors (the
-    notebook itself keeps its stderr, e.g. TensorFlow's start-up log).
-
-    Example::
-
-        export_html("reports/thesis/index.ipynb", "reports/thesis/index.html")
-    """
+def tidy(notebook: str | os.PathLike[str]) -> None:
+    """Make an executed notebook machine-independent, in place: its stderr streams
+    (warnings and library logs, which quote source files) are removed, and papermill's
+    record of the input and output notebooks keeps their file names only."""
     nb = nbformat.read(notebook, as_version=4)
     for cell in nb.cells:
         if cell.cell_type == "code":
             cell.outputs = [o for o in cell.outputs
                             if not (o.output_type == "stream" and o.name == "stderr")]
+    record = nb.metadata.get("papermill", {})
+    for key in ("input_path", "output_path"):
+        if record.get(key):
+            record[key] = Path(record[key]).name
+    nbformat.write(nb, notebook)
+
+
+def export_html(notebook: str | os.PathLike[str], html: str | os.PathLike[str],
+                title: str) -> Path:
+    """Write ``notebook`` as an HTML page titled ``title``, without code cells' input (or
+    prompts): the report's markdown, printed results, tables, figures and errors.
+
+    Example::
+
+        export_html("reports/thesis/index.ipynb", "reports/thesis/index.html", "thesis grid")
+    """
     exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True,
                             exclude_output_prompt=True)
-    body, _ = exporter.from_notebook_node(nb)
+    body, _ = exporter.from_notebook_node(nbformat.read(notebook, as_version=4),
+                                          resources={"metadata": {"name": title}})
     path = Path(html)
     path.write_text(body, encoding="utf-8")
     return path
@@ -179,12 +195,14 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _placed(scenario: Scenario, run_dir: Path, work: Path) -> Scenario:
-    """The scenario with its run folder and cache (and a synthetic cohort) under ``work``."""
-    overrides: dict[str, Any] = {"out": str(run_dir), "data.cache": str(work / ".cache")}
-    if scenario.data.source == "synthetic":
-        overrides["data.root"] = str(work / ".data")
-    return scenario.with_overrides(overrides)
+def _placed(scenario: Scenario, run_dir: Path, work: Path, folder: Path) -> Scenario:
+    """The scenario with its run folder and cache (and a synthetic cohort) under ``work``,
+    every path written relative to the report ``folder`` (where the notebook runs)."""
+    root = work / ".data" if scenario.data.source == "synthetic" else Path(scenario.data.root)
+    return scenario.with_overrides({
+        "out": os.path.relpath(run_dir, folder), "data.cache": os.path.relpath(work / ".cache",
+                                                                               folder),
+        "data.root": os.path.relpath(root.resolve(), folder)})
 
 
 def _fresh(folder: Path) -> None:
@@ -194,18 +212,18 @@ def _fresh(folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
 
 
-def _report_one(scenario: Scenario, folder: Path, notebooks: Path, kernel: str) -> str | None:
-    """Execute and export one scenario's report; its error message, or None."""
-    notebook = folder / "report.ipynb"
+def _run_notebook(notebook: Path, output: Path, parameters: dict[str, Any], kernel: str,
+                  title: str) -> str | None:
+    """Execute ``notebook`` into ``output`` and export it as HTML beside it; the error
+    message, or None."""
     error = None
     try:
-        _execute(notebooks / "scenario.ipynb", notebook,
-                 {"scenario_yaml": scenario.to_yaml(), "out_dir": str(folder), "data": ""},
-                 kernel)
+        _execute(notebook, output, parameters, kernel)
     except EXECUTION_ERRORS as exc:
         error = _describe(exc)
-    if notebook.is_file():
-        export_html(notebook, folder / "report.html")
+    if output.is_file():
+        tidy(output)
+        export_html(output, output.with_suffix(".html"), title)
     return error
 
 
@@ -217,14 +235,17 @@ def run_grid(
     kernel: str | None = None,
     progress: bool = True,
     only: Sequence[str] | None = None,
+    work: str | os.PathLike[str] | None = None,
 ) -> ReportSummary:
     """Report every scenario of ``grid`` into ``out/<scenario>/``, then the index.
 
     ``data``: a folder of class sub-folders instead of the synthetic cohort. ``quick``: the
     grid's smoke-run sizes (:func:`ct3d.grids.grid`). ``kernel``: a registered Jupyter kernel
-    name (default: this interpreter, see :func:`python_kernel`). ``progress``: one line per
-    scenario with its time. ``only``: run just these scenarios (the index still covers every
-    report folder in ``out``).
+    name (default: this interpreter, see :func:`python_kernel`). ``progress``: where the
+    data, cache and models go, then one line per scenario with its time. ``only``: run just
+    these scenarios (the index still covers every report folder in ``out``). ``work``: the
+    folder for the synthetic cohort, the cache and the run folders (default: ``out``'s
+    parent).
 
     Example::
 
@@ -241,28 +262,33 @@ def run_grid(
                           f"known: {', '.join(scenarios)}")
     chosen = [n for n in scenarios if only is None or n in only]
     root = Path(out).resolve()
-    work = root.parent
+    place = root.parent if work is None else Path(work).resolve()
     summary = ReportSummary(grid, root)
+    if progress:
+        print(f"reports: {root}\nrun folders (models): {place / '.runs' / root.name}\n"
+              f"synthetic data: {place / '.data'}\npreprocessed cache: {place / '.cache'}",
+              flush=True)
     with python_kernel(kernel) as kernel_name:
         for i, name in enumerate(chosen, 1):
             folder = root / name
             _fresh(folder)
             start = time.perf_counter()
-            scenario = _placed(scenarios[name], work / ".runs" / root.name / name, work)
-            error = _report_one(scenario, folder, notebooks, kernel_name)
+            scenario = _placed(scenarios[name], place / ".runs" / root.name / name, place,
+                               folder)
+            error = _run_notebook(notebooks / "scenario.ipynb", folder / "report.ipynb",
+                                  {"scenario_yaml": scenario.to_yaml(), "out_dir": ".",
+                                   "data": ""}, kernel_name, f"ct3d report: {name} ({grid})")
             report = ScenarioReport(name, folder, time.perf_counter() - start, error)
             summary.scenarios.append(report)
             if progress:
                 status = "ok" if report.ok else f"FAILED: {error}"
                 print(f"[{i}/{len(chosen)}] {name}: {status} ({report.seconds:.1f} s)",
                       flush=True)
-        try:
-            _execute(notebooks / "compare.ipynb", root / "index.ipynb",
-                     {"reports_dir": str(root), "grid": grid}, kernel_name)
-        except EXECUTION_ERRORS as exc:
-            summary.index_error = _describe(exc)
-    if (root / "index.ipynb").is_file():
-        summary.index = export_html(root / "index.ipynb", root / "index.html")
+        summary.index_error = _run_notebook(
+            notebooks / "compare.ipynb", root / "index.ipynb", {"reports_dir": ".", "grid": grid},
+            kernel_name, f"ct3d {grid} grid: our runs beside the thesis")
+    if (root / "index.html").is_file():
+        summary.index = root / "index.html"
     if progress:
         print(f"index: {summary.index}" + (f" (FAILED: {summary.index_error})"
                                            if summary.index_error else ""), flush=True)

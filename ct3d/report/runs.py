@@ -156,7 +156,7 @@ class GridReports:
         if self.folder is None:
             return "No report folder given: the thesis' own figures only."
         failed = f"; failed: {', '.join(self.failed)}" if self.failed else ""
-        return f"{len(self.names)} scenario report(s) in {self.folder}{failed}"
+        return f"{len(self.names)} scenario report(s) of grid {self.grid}{failed}"
 
 
 def _failed(notebook: Path) -> bool:

@@ -22,6 +22,7 @@ notebook::
 
 from typing import Any
 
+from ct3d.backend import import_tensorflow
 from ct3d.widgets.builder import PipelineBuilder
 from ct3d.widgets.viewer import ScanViewer
 
@@ -31,6 +32,7 @@ __all__ = ["PipelineBuilder", "ScanViewer", "TrainingMonitor"]
 def __getattr__(name: str) -> Any:
     """``TrainingMonitor`` (a Keras callback) imports TensorFlow when first used."""
     if name == "TrainingMonitor":
+        import_tensorflow()
         from ct3d.widgets.monitor import TrainingMonitor
 
         return TrainingMonitor

@@ -77,7 +77,8 @@ class ParamControl:
         self.inputs = inputs
         self._read = read
         self._write = write
-        label = widgets.Label(param.name, tooltip=f"{param.type_name} = {param.default!r}",
+        tip = f"{param.doc} ({param.type_name} = {param.default!r})".strip()
+        label = widgets.Label(param.name, tooltip=tip,
                               layout=widgets.Layout(width=_LABEL_WIDTH))
         self.widget = widgets.HBox([label, *inputs])
 

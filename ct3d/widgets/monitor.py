@@ -128,4 +128,4 @@ class TrainingMonitor(keras.callbacks.Callback, WidgetView):
         self.result_image.value = png(self.render_result(m))
         self.result_image.layout.display = None
         parts = m.get("parts") or {str(m.get("evaluated_on", "test")): m}
-        self.table.value = f"<pre>{html.escape(format_table(parts))}</pre>"
+        self.table.value = f"<pre>{html.escape(format_table(parts, class_names(m)))}</pre>"

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from ct3d.augment import AugmentChain
+from ct3d.backend import import_tensorflow
 from ct3d.io import read_volume
 from ct3d.preprocess import Chain
 from ct3d.volume import Volume
@@ -75,8 +76,7 @@ def as_volumes(scan: ScanInput) -> list[Volume]:
 
 def augment_array(array: np.ndarray, augment: AugmentChain, seed: int) -> np.ndarray:
     """One scan augmented by the chain as in training (a batch of one, channel 1)."""
-    import tensorflow as tf
-
+    tf = import_tensorflow()
     x = tf.constant(array[None, ..., None], tf.float32)
     out = augment(x, tf.constant([seed, 0], tf.int32))
     return np.asarray(out)[0, ..., 0]
