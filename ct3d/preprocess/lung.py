@@ -5,16 +5,32 @@ components are found on a grid reduced in-plane to blocks of about 2 mm, where a
 air only when all its voxels are (so thin walls survive the reduction):
 
 1. body: the largest connected non-air component after an in-plane opening of about 5 mm
-   radius, which detaches the patient table, mattress and other thin attachments; holes
-   are filled slice by slice, so the body includes the lungs;
-2. candidates: air inside the body that is not connected in 3D to the in-plane border
-   (outside air reaching round the table or between slices);
-3. lungs: the largest one or two candidate components above a size fraction (the two
-   lungs, or both joined through the airways; the trachea comes along).
+   radius, which detaches the patient table, mattress and other thin attachments;
+2. inside: in each slice, the convex hull of the body. It holds the lungs where the chest
+   wall is cut by the edge of the image (a small field of view) or, in places, thinner
+   than the opening keeps, and leaves out the air around the body and in or under the
+   table;
+3. candidates: the air components (3D) lying mostly inside;
+4. regions: candidates closer than about 4 mm to each other form one region, so that lobes
+   split by their fissures, a bulla in its wall or lung broken up by vessels and dense
+   parts stay together;
+5. lungs: the largest region, and every other region that holds at least a tenth as much
+   air and reaches the upper half of the largest one's slices (the other lung; gas in the
+   stomach or colon under the diaphragm stays out), however many there are. The trachea
+   comes along where it joins a lung.
 
 :func:`lung_mask` and :func:`body_mask` refine the blocks at full resolution (air or
 non-air voxels within them, holes filled per slice); :func:`lung_crop` needs only the
-lungs' bounding box, widened by one block for the voxels the reduction may have missed.
+lungs' bounding box, widened by one block for the voxels the reduction may have missed,
+and warns when one lung holds much less air than the other.
+
+The lung mask is the lungs' air, so it fails where that air is missing or joins other
+air: a lobe that holds none (consolidated, collapsed, filled with fluid) is left out
+where it borders the chest wall; a lung behind a chest wall thinner than about 1 cm (the
+opening's width) over much of its surface, or touching a circular field of view (it then
+joins the padding), can be taken for air outside the body; and lungs joined to the
+outside air (a tracheostomy) are not found. Rule 5 reads the slices from feet to head:
+the array must be in RAS+ order, as ct3d reads scans.
 
 Example:
     >>> from ct3d.data.synthetic import render_phantom
@@ -44,10 +60,16 @@ _OPEN_MM = 5.0
 """Radius of the in-plane opening that detaches the table and thin attachments from the body."""
 _CLOSE_MM = 5.0
 """Radius of the in-plane closing that takes in lesions biting into the lungs from the pleura."""
+_JOIN_MM = 4.0
+"""Air components closer than about this are one region (lobes across their fissure)."""
+_HULL_SIDES = 32
+"""A slice's convex hull of the body is circumscribed by a polygon with this many sides."""
 _MIN_BODY_SHARE = 0.01
-"""A lung component holds at least this share of the body's voxels."""
-_MIN_SECOND_SHARE = 0.1
-"""The second-largest component is kept when it holds at least this share of the largest."""
+"""The largest lung region holds at least this share of the voxels inside the body's hulls."""
+_MIN_REGION_SHARE = 0.1
+"""Another region is a lung when it holds at least this share of the largest one's air."""
+UNEQUAL_LUNG_RATIO = 1 / 3
+"""``lung_crop`` warns when one lung holds less than this share of the other one's air."""
 
 _SLICE_LINKS = np.pad(ndimage.generate_binary_structure(2, 1)[:, :, None], ((0, 0), (0, 0), (1, 1)))
 """Connectivity within a slice only: labelling with it treats each slice on its own."""
@@ -69,11 +91,16 @@ def check_air_threshold(threshold_hu: float, owner: str) -> None:
 
 @dataclass(frozen=True, eq=False)
 class _Coarse:
-    """Masks on the reduced grid: voxel (i, j, k) is the block [i*f:(i+1)*f, j*f:(j+1)*f, k]."""
+    """Masks on the reduced grid: voxel (i, j, k) is the block [i*f:(i+1)*f, j*f:(j+1)*f, k].
+
+    ``body`` is the largest non-air component after the opening (holes not filled);
+    ``inside`` is its convex hull in each slice.
+    """
 
     factor: int
     air: np.ndarray
     body: np.ndarray
+    inside: np.ndarray
 
 
 def _reduce(mask: np.ndarray, factor: int) -> np.ndarray:
@@ -135,27 +162,88 @@ def _disk_mm(volume: Volume, factor: int, radius_mm: float, grid: tuple[int, ...
     return ((x / rx) ** 2 + (y / ry) ** 2 <= 1)[:, :, None]
 
 
+def _convex_hull_per_slice(mask: np.ndarray) -> np.ndarray:
+    """In each slice, the convex hull of ``mask``, circumscribed by a ``_HULL_SIDES``-gon.
+
+    Only the first and last voxel of a row can be corners of the hull, so the polygon's
+    sides are placed against them; each row of the result is one interval.
+    """
+    w, h, _ = mask.shape
+    rows = mask.any(axis=0)
+    first = np.argmax(mask, axis=0).astype(np.float32)
+    last = (w - 1 - np.argmax(mask[::-1], axis=0)).astype(np.float32)
+    angle = (np.arange(_HULL_SIDES, dtype=np.float32) + 0.5) * np.float32(2 * np.pi / _HULL_SIDES)
+    cos, sin = np.cos(angle)[:, None, None], np.sin(angle)[:, None, None]
+    y = np.arange(h, dtype=np.float32)[None, :, None]
+    reach = np.maximum(cos * first, cos * last) + sin * y
+    support = np.where(rows, reach, -np.inf).max(axis=1, keepdims=True)
+    bound = (support - sin * y) / cos
+    right = cos[:, 0, 0] > 0
+    x = np.arange(w)[:, None, None]
+    slack = 0.01  # rounding: a one-voxel mask is its own hull
+    return (x >= bound[~right].max(axis=0) - slack) & (x <= bound[right].min(axis=0) + slack)
+
+
 def _coarse(volume: Volume, threshold_hu: float) -> _Coarse:
-    """Air and the filled body on the reduced grid."""
+    """Air, the body and the body's hulls on the reduced grid."""
     # At most one block per slice: a tiny voxel size must not pad the grid to a huge one.
     w, h = volume.shape[:2]
     factor = max(1, min(int(_WORK_MM // min(volume.spacing[0], volume.spacing[1])), max(w, h)))
     air = _reduce(volume.array < threshold_hu, factor)
-    solid = ndimage.binary_opening(~air, _disk_mm(volume, factor, _OPEN_MM, air.shape))
-    return _Coarse(factor, air, _fill_holes_per_slice(_largest(solid)))
+    body = _largest(ndimage.binary_opening(~air, _disk_mm(volume, factor, _OPEN_MM, air.shape)))
+    return _Coarse(factor, air, body, _convex_hull_per_slice(body))
 
 
-def _coarse_lungs(coarse: _Coarse) -> np.ndarray:
-    """The lungs on the reduced grid: the largest enclosed air components inside the body."""
+def _enclosed_air(coarse: _Coarse) -> np.ndarray:
+    """The air components with more than half of their voxels inside the body's hulls."""
     labels, count = ndimage.label(coarse.air)
-    candidates = coarse.air & coarse.body & ~_on_border(labels, count)[labels]
-    labels, count = ndimage.label(candidates)
-    sizes = np.bincount(labels.ravel(), minlength=count + 1)
-    sizes[0] = 0
-    largest = np.argsort(sizes, kind="stable")[::-1][:2]
-    floor = max(_MIN_BODY_SHARE * coarse.body.sum(), _MIN_SECOND_SHARE * sizes[largest[0]], 1)
-    keep = np.zeros(count + 1, bool)
-    keep[largest[sizes[largest] >= floor]] = True
+    total = np.bincount(labels.ravel(), minlength=count + 1)
+    inside = np.bincount(labels[coarse.inside], minlength=count + 1)
+    keep = 2 * inside > total
+    keep[0] = False
+    return keep[labels]
+
+
+def _join_size(volume: Volume, factor: int, grid: tuple[int, ...]) -> tuple[int, ...]:
+    """Box (in grid voxels) that grows each air component by about half of ``_JOIN_MM``.
+
+    At least one block in-plane, none across slices thicker than ``_JOIN_MM``; capped at
+    the grid's size.
+    """
+    steps = (factor * volume.spacing[0], factor * volume.spacing[1], volume.spacing[2])
+    radii = [min(round(_JOIN_MM / 2 / s), n) for s, n in zip(steps, grid, strict=True)]
+    return 2 * max(radii[0], 1) + 1, 2 * max(radii[1], 1) + 1, 2 * radii[2] + 1
+
+
+def _regions(volume: Volume, coarse: _Coarse) -> tuple[np.ndarray, np.ndarray]:
+    """Enclosed air labelled by region (0 elsewhere), and each label's voxels per slice.
+
+    Returns ``labels`` and ``per_slice``: ``per_slice[k, i]`` voxels of region ``i`` in
+    slice ``k`` (column 0 all zero).
+    """
+    candidates = _enclosed_air(coarse)
+    grown = ndimage.maximum_filter(candidates, _join_size(volume, coarse.factor,
+                                                          candidates.shape))
+    labels, count = ndimage.label(grown)
+    labels[~candidates] = 0
+    depth = labels.shape[2]
+    per_slice = np.bincount((labels + (count + 1) * np.arange(depth)).ravel(),
+                            minlength=(count + 1) * depth).reshape(depth, count + 1)
+    per_slice[:, 0] = 0
+    return labels, per_slice
+
+
+def _coarse_lungs(volume: Volume, coarse: _Coarse) -> np.ndarray:
+    """The lungs on the reduced grid: the lung-like regions of enclosed air (module doc)."""
+    labels, per_slice = _regions(volume, coarse)
+    sizes = per_slice.sum(axis=0)
+    largest = int(sizes.argmax())
+    if sizes[largest] < max(_MIN_BODY_SHARE * coarse.inside.sum(), 1):
+        return np.zeros(labels.shape, bool)
+    span = np.flatnonzero(per_slice[:, largest])
+    top = len(per_slice) - 1 - np.argmax(per_slice[::-1] > 0, axis=0)
+    keep = (sizes >= _MIN_REGION_SHARE * sizes[largest]) & (2 * top >= span[0] + span[-1])
+    keep[0] = False
     return keep[labels]
 
 
@@ -173,14 +261,15 @@ def body_mask(volume: Volume, threshold_hu: float = -400.0) -> np.ndarray:
     """
     check_air_threshold(threshold_hu, "body_mask")
     coarse = _coarse(volume, threshold_hu)
-    region = _expand(coarse.body, coarse.factor, volume.shape)
+    region = _expand(_fill_holes_per_slice(coarse.body), coarse.factor, volume.shape)
     return _fill_holes_per_slice(region & ~(volume.array < threshold_hu))
 
 
 def lung_mask(volume: Volume, threshold_hu: float = -400.0) -> np.ndarray:
     """Bool mask of the lungs (with the vessels and lesions they enclose, and the trachea).
 
-    ``volume`` must hold raw HU.
+    ``volume`` must hold raw HU. Every lobe holding air is kept, however the air is split
+    up; see the module doc for the rule and where it fails.
 
     Example:
         >>> from ct3d.data.synthetic import render_phantom
@@ -190,13 +279,12 @@ def lung_mask(volume: Volume, threshold_hu: float = -400.0) -> np.ndarray:
     """
     check_air_threshold(threshold_hu, "lung_mask")
     coarse = _coarse(volume, threshold_hu)
-    lungs = _coarse_lungs(coarse)
+    lungs = _coarse_lungs(volume, coarse)
     closed = ndimage.binary_closing(lungs, _disk_mm(volume, coarse.factor, _CLOSE_MM,
                                                     lungs.shape))
     near = ndimage.binary_dilation(lungs, np.ones((3, 3, 1), bool))
-    found = _expand(near & coarse.body, coarse.factor, volume.shape)
-    found &= volume.array < threshold_hu
-    found |= _expand(closed & coarse.body, coarse.factor, volume.shape)
+    found = _expand(near, coarse.factor, volume.shape) & (volume.array < threshold_hu)
+    found |= _expand(closed, coarse.factor, volume.shape)
     return _fill_holes_per_slice(found)
 
 
@@ -214,12 +302,48 @@ def _lung_box(volume: Volume, coarse: _Coarse, lungs: np.ndarray,
     return start, stop
 
 
+def _lung_air_ml(volume: Volume, coarse: _Coarse, lungs: np.ndarray) -> tuple[float, float]:
+    """(right, left) air of the coarse ``lungs`` in ml (the trachea goes to one side).
+
+    In each slice the lungs are split at the column with the least lung air within the
+    middle third of the body's hull (RAS+: the right lung has the larger x). Blocks only
+    partly air are not counted, so both are underestimates (by about a tenth).
+    """
+    w = lungs.shape[0]
+    columns = coarse.inside.any(axis=1)
+    first, last = np.argmax(columns, axis=0), w - 1 - np.argmax(columns[::-1], axis=0)
+    x = np.arange(w)[:, None]
+    profile = lungs.sum(axis=1, dtype=np.float64)
+    profile[np.abs(2 * x - first - last) > (last - first) / 3] = np.inf
+    split = np.argmin(profile, axis=0)
+    right = np.count_nonzero(lungs & (x[:, :, None] > split))
+    block_ml = coarse.factor**2 * math.prod(volume.spacing) / 1000
+    return right * block_ml, (np.count_nonzero(lungs) - right) * block_ml
+
+
+def _warn_if_unequal(volume: Volume, coarse: _Coarse, lungs: np.ndarray) -> None:
+    """Warn when one lung holds less than ``UNEQUAL_LUNG_RATIO`` of the other one's air."""
+    right, left = _lung_air_ml(volume, coarse, lungs)
+    if min(right, left) < UNEQUAL_LUNG_RATIO * max(right, left):
+        warnings.warn(f"lung_crop: unequal lungs in {volume.source}: right {right:.0f} ml, "
+                      f"left {left:.0f} ml of air (less than {UNEQUAL_LUNG_RATIO:.2f} of the "
+                      "other); a lung may be collapsed, consolidated, cut by the field of view "
+                      "or missing from the mask", stacklevel=3)
+
+
 @preprocessor("lung_crop")
 def lung_crop(margin_mm: float = 10.0, threshold_hu: float = -400.0) -> Step:
     """Crop all three axes to the lungs' bounding box plus a margin (raw HU, before windowing).
 
     The lungs are found as in :func:`lung_mask`; the box is clamped to the volume and the
-    affine follows it. A scan without lungs is returned unchanged, with a warning naming it.
+    affine follows it. A scan without lungs is returned unchanged, with a warning naming it;
+    a scan where one lung holds less than ``UNEQUAL_LUNG_RATIO`` (1/3) of the other one's
+    air is cropped with a warning naming it and both volumes: a lung may be collapsed,
+    consolidated, cut by the field of view or missing from the mask.
+
+    Args:
+        margin_mm: margin added on every side of the lungs' bounding box, in mm, >= 0.
+        threshold_hu: HU below which a voxel is air, in (-1000, 0), for finding the lungs.
 
     Example:
         >>> from ct3d.data.synthetic import render_phantom
@@ -234,11 +358,12 @@ def lung_crop(margin_mm: float = 10.0, threshold_hu: float = -400.0) -> Step:
 
     def apply(volume: Volume) -> Volume:
         coarse = _coarse(volume, threshold_hu)
-        lungs = _coarse_lungs(coarse)
+        lungs = _coarse_lungs(volume, coarse)
         if not lungs.any():
             warnings.warn(f"lung_crop: no lungs found in {volume.source}; volume left uncropped",
                           stacklevel=2)
             return volume
+        _warn_if_unequal(volume, coarse, lungs)
         return crop(volume, *_lung_box(volume, coarse, lungs, margin_mm))
 
     return apply
