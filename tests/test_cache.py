@@ -24,9 +24,11 @@ from ct3d.scenario import Scenario
 CHAIN = [{"name": "hu_window", "params": {}}, {"name": "resize", "params": {"shape": [24, 20, 8]}}]
 
 
-@pytest.fixture()
-def scans(tmp_path: Path) -> list[Scan]:
-    paths = generate_cohort(tmp_path / "data", 3, 3, seed=4, preset="quick", progress=False)
+@pytest.fixture(scope="module")
+def scans(tmp_path_factory: pytest.TempPathFactory) -> list[Scan]:
+    """A small cohort shared by the module's tests, which only read it."""
+    out = tmp_path_factory.mktemp("data")
+    paths = generate_cohort(out, 3, 3, seed=4, preset="quick", progress=False)
     return [Scan(str(p), int("CT-23" in str(p)), "x", p.name) for p in paths]
 
 

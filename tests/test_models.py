@@ -94,6 +94,7 @@ def test_every_model_builds_with_a_sigmoid_or_softmax_head(
 
 
 @pytest.mark.parametrize("name", ALL_MODELS)
+@pytest.mark.slow
 @pytest.mark.parametrize(("classes", "loss", "labels"), [
     (2, "binary_crossentropy", np.array([0.0, 1.0], np.float32)),
     (3, "sparse_categorical_crossentropy", np.array([0, 2]))])

@@ -48,6 +48,7 @@ def test_every_scenario_gets_a_report_and_models_stay_out(quick_grid: ReportSumm
     assert not list(quick_grid.out.parent.glob(".*"))  # --work: nothing beside the reports
 
 
+@pytest.mark.notebook
 def test_reports_are_titled_and_hold_no_path_of_this_machine(quick_grid: ReportSummary) -> None:
     machine = [str(quick_grid.out.parents[1]), sys.prefix, str(Path(ct3d.__file__).parent),
                str(Path.home())]
