@@ -3,7 +3,8 @@
 Plugins (preprocessors, augmenters, model builders) are plain functions registered by name;
 :func:`build_preprocess`, :func:`build_augment` and :func:`build_model` build them from the
 steps a :class:`Scenario` lists; :func:`run` trains and evaluates a Scenario into a run
-folder; :func:`predict` and :func:`explain` apply a finished run to new scans. Every error
+folder; :func:`predict` and :func:`explain` apply a finished run to new scans;
+:func:`compare_runs` compares two runs on the same scans (paired bootstrap). Every error
 meant for users is a :class:`Ct3dError` that names what is wrong.
 
 Example:
@@ -52,6 +53,7 @@ __all__ = [
     "build_augment",
     "build_model",
     "build_preprocess",
+    "compare_runs",
     "explain",
     "list_plugins",
     "model_builder",
@@ -64,12 +66,13 @@ __all__ = [
 ]
 
 _LAZY = {"run": "ct3d.engine", "preprocess_cache": "ct3d.engine", "predict": "ct3d.inference",
-         "explain": "ct3d.inference"}
+         "explain": "ct3d.inference", "compare_runs": "ct3d.paired"}
 
 
 def __getattr__(name: str) -> Any:
-    """``run``, ``preprocess_cache``, ``predict`` and ``explain`` are imported when first
-    used (they bring in the data layer; ``predict`` and ``explain`` TensorFlow)."""
+    """``run``, ``preprocess_cache``, ``predict``, ``explain`` and ``compare_runs`` are
+    imported when first used (they bring in the data layer, pandas and scikit-learn;
+    ``predict`` and ``explain`` TensorFlow)."""
     if name in _LAZY:
         import importlib
 

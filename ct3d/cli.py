@@ -9,6 +9,7 @@ answers without importing TensorFlow.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import sys
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import ct3d
+from ct3d.data.severity import SEVERITIES
 from ct3d.engine.devices import configure_from_env
 from ct3d.errors import Ct3dError
 from ct3d.fetch.mosmed import DEFAULT_BASE_URL
@@ -68,10 +70,21 @@ def _plugins(args: argparse.Namespace) -> None:
 def _synth(args: argparse.Namespace) -> None:
     from ct3d.data.synthetic import generate_cohort
 
+    severity = None if args.severity == "none" else args.severity
     paths = generate_cohort(args.out, args.normal, args.abnormal, seed=args.seed,
                             preset=args.preset, difficulty=args.difficulty,
-                            workers=args.workers, progress=True)
+                            workers=args.workers, progress=True, severity=severity,
+                            scanner=args.scanner)
     print(f"wrote {len(paths)} scans (with lesion masks) under {args.out}")
+    if not paths:
+        return
+    with (Path(args.out) / "manifest.csv").open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    print(f"{'folder':<8}{'scans':>6}  lesion share of the lungs (min-max)")
+    for folder in sorted({r["label"] for r in rows}):
+        shares = [float(r["involvement"]) for r in rows if r["label"] == folder]
+        print(f"{folder:<8}{len(shares):>6}  {min(shares):.1%}-{max(shares):.1%}")
+    print(f"per-scan grade, involvement and geometry: {Path(args.out) / 'manifest.csv'}")
 
 
 def _scenario_new(args: argparse.Namespace) -> None:
@@ -153,6 +166,17 @@ def _report(args: argparse.Namespace) -> int:
     return 0 if summary.ok else 1
 
 
+def _compare(args: argparse.Namespace) -> None:
+    from ct3d.paired import compare_runs
+    from ct3d.report.text import format_comparison
+
+    comparison = compare_runs(args.run_a, args.run_b, n_boot=args.n_boot, seed=args.seed)
+    print(format_comparison(comparison))
+    if args.out:
+        Path(args.out).write_text(json.dumps(comparison, indent=2) + "\n")
+        print(f"written: {args.out}")
+
+
 def _fetch_mosmed(args: argparse.Namespace) -> None:
     from ct3d.fetch import fetch_mosmed, inspect_mosmed
 
@@ -174,12 +198,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_plugins)
 
     p = sub.add_parser("synth", help="generate a synthetic chest-CT cohort (NIfTI + masks)")
-    p.add_argument("out", help="output folder (gets CT-0/ and CT-23/)")
-    p.add_argument("--normal", type=int, default=20, help="normal scans (default 20)")
-    p.add_argument("--abnormal", type=int, default=20, help="abnormal scans (default 20)")
+    p.add_argument("out", help="output folder (gets CT-0/ and a folder per abnormal grade)")
+    p.add_argument("--normal", type=int, default=20, help="normal (CT-0) scans (default 20)")
+    p.add_argument("--abnormal", type=int, default=20,
+                   help="abnormal scans (default 20); with --severity all, per grade")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--preset", default="mosmed", choices=["mosmed", "quick"])
-    p.add_argument("--difficulty", default="moderate", choices=["easy", "moderate", "hard"])
+    p.add_argument("--severity", default="CT-23", choices=["none", *SEVERITIES],
+                   help="MosMedData grade of the abnormal scans (default CT-23: CT-2 and CT-3, "
+                        "25-75%% of the lungs); 'all' writes CT-0/ to CT-4/; 'none' uses "
+                        "--difficulty")
+    p.add_argument("--scanner", default="varied", choices=["varied", "uniform"],
+                   help="varied (default): slice thickness, noise, kernel, patient size, "
+                        "inspiration and field of view vary per scan; uniform: fixed")
+    p.add_argument("--difficulty", default="moderate", choices=["easy", "moderate", "hard"],
+                   help="lesion settings with --severity none")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     p.set_defaults(func=_synth)
 
@@ -244,6 +277,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", action="append", metavar="SCENARIO",
                    help="run only this scenario (repeatable)")
     p.set_defaults(func=_report)
+
+    p = sub.add_parser("compare", help="paired comparison of two runs on the same scans: AUC "
+                                       "and accuracy of B minus A, 95%% CI, p-value")
+    p.add_argument("run_a", metavar="RUN_A", help="run folder A (the reference)")
+    p.add_argument("run_b", metavar="RUN_B",
+                   help="run folder B, tested on the same scans in the same split as A")
+    p.add_argument("--out", metavar="FILE.json",
+                   help="also write the comparison as JSON (default: print only)")
+    p.add_argument("--n-boot", type=int, default=2000,
+                   help="bootstrap resamples of the scans (default 2000)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the resamples (default 0)")
+    p.set_defaults(func=_compare)
 
     p = sub.add_parser("fetch", help="download a public dataset, or check a local copy")
     datasets = p.add_subparsers(dest="dataset", required=True)

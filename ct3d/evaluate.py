@@ -2,8 +2,9 @@
 
 Besides point estimates this module gives what an honest report needs: bootstrap confidence
 intervals, a decision threshold chosen on the validation part only (Youden's J), ROC points,
-reliability bins with the Brier score, multi-class metrics and the mean ± std over
-cross-validation folds. Every result is JSON-serialisable (plain floats, ints, lists, None).
+reliability bins with the Brier score, multi-class metrics, the mean ± std over
+cross-validation folds, and the mean over the repeats of repeated k-fold with a bootstrap
+shared by the repeats. Every result is JSON-serialisable (plain floats, ints, lists, None).
 
 Example:
     >>> m = binary_metrics([0, 0, 1, 1], [0.1, 0.6, 0.7, 0.9])
@@ -13,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,7 +22,7 @@ import numpy as np
 from sklearn import metrics as skm
 
 METRIC_KEYS = ("accuracy", "precision", "recall", "specificity", "f1", "auc", "mse", "loss")
-MULTICLASS_KEYS = ("accuracy", "macro_f1", "macro_auc")
+MULTICLASS_KEYS = ("accuracy", "macro_f1", "macro_auc", "quadratic_kappa")
 CI_KEYS = ("accuracy", "sensitivity", "specificity", "f1", "auc")
 
 
@@ -87,10 +89,17 @@ def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     return np.divide(num, den, out=out, where=den > 0)
 
 
-def _resample_counts(n: int, n_boot: int, seed: int) -> np.ndarray:
+def resample_counts(n: int, n_boot: int = 1000, seed: int = 0) -> np.ndarray:
     """How often each of ``n`` scans is drawn in each of ``n_boot`` resamples with replacement.
 
-    Drawing ``n`` scans uniformly with replacement is a multinomial draw of the counts.
+    Drawing ``n`` scans uniformly with replacement is a multinomial draw of the counts, an
+    (n_boot, n) int array whose rows sum to ``n``; the bootstrap of every function here draws
+    its resamples this way (``np.random.default_rng(seed)``), so the same ``n`` and ``seed``
+    give the same resamples, to pass to :func:`resample_metrics`.
+
+    >>> counts = resample_counts(4, n_boot=3, seed=0)
+    >>> counts.shape, counts.sum(axis=1).tolist()
+    ((3, 4), [4, 4, 4])
     """
     rng = np.random.default_rng(seed)
     return rng.multinomial(n, np.full(n, 1 / n), size=n_boot)
@@ -133,8 +142,12 @@ def resample_metrics(
     }
 
 
-def _percentile_interval(values: np.ndarray, level: float) -> tuple[float, float] | None:
-    """The central ``level`` percentile interval of the non-NaN ``values``; None if none."""
+def percentile_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float] | None:
+    """The central ``level`` percentile interval of the non-NaN ``values``; None if none.
+
+    >>> percentile_interval(np.array([np.nan, *range(101)]), 0.5)
+    (25.0, 75.0)
+    """
     kept = values[~np.isnan(values)]
     if not len(kept):
         return None
@@ -165,9 +178,9 @@ def bootstrap_ci(
     y, p = _binary_arrays(y_true, prob)
     if n_boot < 1 or not 0 < level < 1:
         raise ValueError(f"need n_boot >= 1 and 0 < level < 1; got {n_boot}, {level}")
-    counts = _resample_counts(len(y), n_boot, seed)
+    counts = resample_counts(len(y), n_boot, seed)
     by_metric = resample_metrics(counts, y, p, threshold)
-    return {k: _percentile_interval(v, level) for k, v in by_metric.items()}
+    return {k: percentile_interval(v, level) for k, v in by_metric.items()}
 
 
 def _roc_curve(y_true: Sequence[int], prob: Sequence[float], **kw: Any) -> tuple[np.ndarray, ...]:
@@ -268,6 +281,25 @@ def _ovr_auc(y: np.ndarray, p: np.ndarray) -> list[float | None]:
     ]
 
 
+def quadratic_kappa(y_true: Sequence[int], y_pred: Sequence[int], k: int) -> float | None:
+    """Cohen's kappa with quadratic weights of ``k`` ordered classes (labels ``0 .. k - 1``).
+
+    A disagreement between classes i and j weighs (i - j)², so predicting CT-3 for a CT-1
+    scan costs four times as much as predicting CT-2; 1 is perfect agreement, 0 agreement
+    by chance. None where it is undefined (both label and prediction a single, equal class).
+
+    >>> quadratic_kappa([0, 1, 2, 2], [0, 2, 2, 1], 3)
+    0.6363636363636364
+    >>> quadratic_kappa([1, 1], [1, 1], 3) is None
+    True
+    """
+    with warnings.catch_warnings():  # an undefined kappa warns (its type depends on the
+        warnings.simplefilter("ignore")  # scikit-learn version) and is NaN: None below
+        kappa = skm.cohen_kappa_score(y_true, y_pred, labels=list(range(k)),
+                                      weights="quadratic")
+    return float(kappa) if np.isfinite(kappa) else None
+
+
 def multiclass_metrics(
     y_true: Sequence[int], prob: Any, class_names: Sequence[str] | None = None
 ) -> dict[str, Any]:
@@ -278,7 +310,9 @@ def multiclass_metrics(
     Returns the k×k ``confusion_matrix`` (counts, rows = true), ``accuracy``, ``per_class``
     (by class name: precision, recall, f1, support, one-vs-rest auc), macro precision, recall
     and F1 over all k classes (0/0 counts as 0), ``macro_auc`` (None if any class is absent,
-    as scikit-learn refuses it then), ``loss`` (log loss), ``n`` and ``class_names``.
+    as scikit-learn refuses it then), ``quadratic_kappa`` (:func:`quadratic_kappa`: the
+    classes taken as ordered, e.g. CT-0 .. CT-4), ``loss`` (log loss), ``n`` and
+    ``class_names``.
 
     >>> m = multiclass_metrics([0, 1, 2], [[.8, .1, .1], [.2, .7, .1], [.5, .2, .3]])
     >>> m["accuracy"], m["confusion_matrix"][2], m["per_class"]["2"]["recall"]
@@ -295,6 +329,7 @@ def multiclass_metrics(
         "macro_recall": float(np.mean(per_class[1])),
         "macro_f1": float(np.mean(per_class[2])),
         "macro_auc": None if None in auc else float(np.mean(auc)),
+        "quadratic_kappa": quadratic_kappa(y, pred, len(labels)),
         "loss": float(skm.log_loss(y, p / p.sum(axis=1, keepdims=True), labels=labels)),
         "per_class": {
             name: {"precision": float(pr), "recall": float(rc), "f1": float(f1),
@@ -403,5 +438,77 @@ def summarize_folds(
     pooled = evaluate_predictions(np.concatenate([np.asarray(y) for y in y_true]), pooled_p,
                                   threshold, class_names, n_boot, seed)
     return {"evaluated_on": "out-of-fold", **pooled, "folds": folds,
+            "fold_mean_std": mean_std([{k: v for k, v in f.items() if k != "parts"}
+                                       for f in folds])}
+
+
+def scalar_metrics(metrics: dict[str, Any]) -> dict[str, float | int | None]:
+    """The number-valued entries of one evaluation (``None`` where undefined); the nested ones
+    (confusion matrix, ``ci``, ``roc``, calibration, per-class metrics) left out.
+
+    >>> scalar_metrics(binary_metrics([0, 1], [0.2, 0.4]))["precision"] is None
+    True
+    >>> sorted(scalar_metrics({"auc": 0.5, "n": 4, "ci": None, "roc": None, "cm": [[1]]}))
+    ['auc', 'n']
+    """
+    return {k: v for k, v in metrics.items() if k not in ("ci", "roc")
+            and (v is None or isinstance(v, (int, float)) and not isinstance(v, bool))}
+
+
+def summarize_repeats(
+    folds: list[dict[str, Any]], scans: Sequence[Sequence[str]],
+    y_true: Sequence[Sequence[int]], prob: Sequence[Any],
+    class_names: Sequence[str] | None = None, n_boot: int = 1000, seed: int = 0,
+) -> dict[str, Any]:
+    """The repeated k-fold summary: each repeat's out-of-fold predictions pooled, then averaged.
+
+    ``folds``: every model's metrics, repeat 0's folds first (as many per repeat); ``scans``,
+    ``y_true`` and ``prob``: one entry per repeat, that repeat's pooled out-of-fold test scans
+    (any unique ids, e.g. paths), labels and probabilities. Each repeat is pooled as
+    :func:`summarize_folds` pools a k-fold run (at the mean of its folds' thresholds); the
+    top-level scalar metrics are the mean over repeats (None values ignored), ``n`` the
+    number of distinct scans. ``repeats``: each repeat's :func:`scalar_metrics`;
+    ``repeat_mean_std``: their :func:`mean_std`; ``folds`` and ``fold_mean_std`` as in
+    :func:`summarize_folds`. The nested entries (confusion matrix, ROC, calibration,
+    per-class metrics) are repeat 0's, listed under ``from_repeat_0``.
+
+    Binary ``ci``: one bootstrap over scans shared by every repeat: each resample
+    (:func:`resample_counts` over the distinct scans) weighs a scan the same in every repeat;
+    each repeat's :func:`resample_metrics` at its own threshold are averaged over the repeats
+    and the 95% percentile interval taken (None with ``n_boot`` 0). Multi-class: no ``ci``.
+
+    >>> a = evaluate_predictions([0, 1], [0.2, 0.9], n_boot=0)
+    >>> b = evaluate_predictions([0, 1], [0.6, 0.7], n_boot=0)
+    >>> s = summarize_repeats([a, b], [["x", "y"], ["y", "x"]], [[0, 1], [1, 0]],
+    ...                       [[0.2, 0.9], [0.7, 0.6]], n_boot=0)
+    >>> s["n"], s["accuracy"], [r["accuracy"] for r in s["repeats"]], s["from_repeat_0"]
+    (2, 0.75, [1.0, 0.5], ['confusion_matrix', 'roc', 'calibration'])
+    """
+    repeats = len(y_true)
+    if not repeats or len(scans) != repeats or len(prob) != repeats or len(folds) % repeats:
+        raise ValueError(f"need scans, y_true and prob of each repeat, and as many folds per "
+                         f"repeat; got {len(scans)}, {repeats}, {len(prob)} and {len(folds)}")
+    per = len(folds) // repeats
+    pooled = [summarize_folds(folds[r * per:(r + 1) * per], [y_true[r]], [prob[r]],
+                              class_names, 0, seed) for r in range(repeats)]
+    each = [scalar_metrics(m) for m in pooled]
+    spread = mean_std(each)
+    ids = list(dict.fromkeys(s for group in scans for s in group))
+    first = {k: v for k, v in pooled[0].items() if k not in ("folds", "fold_mean_std")}
+    top = {**first, **{k: spread[k][0] if k in spread else None for k in each[0]},
+           "n": len(ids)}
+    if "ci" in first and n_boot:
+        at = {s: i for i, s in enumerate(ids)}
+        counts = resample_counts(len(ids), n_boot, seed)
+        by_repeat = [resample_metrics(counts[:, [at[s] for s in group]],
+                                      *_binary_arrays(y, np.reshape(p, len(y))),
+                                      m["threshold"])
+                     for group, y, p, m in zip(scans, y_true, prob, pooled, strict=True)]
+        top["ci"] = {k: percentile_interval(np.mean([m[k] for m in by_repeat], axis=0))
+                     for k in CI_KEYS}
+    nested = [k for k, v in first.items()
+              if isinstance(v, (dict, list)) and k not in ("ci", "class_names")]
+    return {**top, "from_repeat_0": nested, "repeats": each, "repeat_mean_std": spread,
+            "folds": folds,
             "fold_mean_std": mean_std([{k: v for k, v in f.items() if k != "parts"}
                                        for f in folds])}

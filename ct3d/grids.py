@@ -1,8 +1,9 @@
-"""Named grids of scenarios: the thesis' experiment grid, and ct3d's own best beside it.
+"""Named grids of scenarios: the thesis' experiment grid, and ct3d's recipe against it.
 
-A grid is a base preset plus, per scenario, overrides of it. ``quick`` shrinks data, input
-and epochs for a smoke run; ``data`` points every scenario at a folder of scans instead of the
-synthetic cohort.
+A grid is a base preset plus, per scenario, overrides of it, and optionally ``paired``:
+scenario -> the reference it is compared with on the same folds (paired AUC difference).
+``quick`` shrinks data, input and epochs for a smoke run; ``data`` points every scenario at a
+folder of scans instead of the synthetic cohort.
 
 Example:
     >>> sorted(grid("thesis"))[:2]
@@ -63,23 +64,74 @@ GRIDS: dict[str, dict[str, Any]] = {
         },
     },
 }
-"""Grid name -> base preset, scenario overrides, and the thesis' own reported figures."""
+
+_THESIS_RECIPE = {
+    "preprocess": [
+        {"name": "hu_window", "params": {"low": -1000.0, "high": 400.0}},
+        {"name": "rotate90", "params": {"k": 1}},
+        {"name": "resize", "params": {"shape": [128, 128, 64]}},
+    ],
+    "augment": [
+        {"name": "flip", "params": {"axes": [0, 1]}},
+        {"name": "rotate", "params": {"degrees": [-20.0, 20.0]}},
+        {"name": "contrast", "params": {"low": 0.5, "high": 1.0}},
+    ],
+    "model.params.bn_momentum": 0.99,
+    "train.epochs": 25, "train.batch_size": 4, "train.optimizer": "sgd",
+    "train.learning_rate": 1e-3, "train.momentum": 0.9, "train.schedule": "exponential",
+    "train.lr_decay_rate": 0.96, "train.lr_decay_steps": 100_000,
+    "train.monitor": "val_accuracy", "train.patience": 15,
+}
+_CT23 = {"data.synthetic.severity": "CT-23",
+         "data.labels": {"normal": ["CT-0"], "abnormal": ["CT-23"]}}
+_CT1 = {"data.synthetic.severity": "CT-1",
+        "data.labels": {"normal": ["CT-0"], "abnormal": ["CT-1"]}}
+_GRADES = {"data.synthetic.severity": "all", "data.synthetic.normal": 60,
+           "data.synthetic.abnormal": 60,
+           "data.labels": {f"CT-{i}": [f"CT-{i}"] for i in range(5)}}
+
+GRIDS["ct3d"] = {
+    "base": "ct3d",
+    "scenarios": {
+        "ct23-ct3d-recipe": {**_CT23, "split.repeats": 3},
+        "ct23-thesis-recipe": {**_CT23, **_THESIS_RECIPE},
+        "ct1-ct3d-recipe": {**_CT1, "split.repeats": 3},
+        "ct1-thesis-recipe": {**_CT1, **_THESIS_RECIPE},
+        "ct1-no-lung-crop": {**_CT1, "preprocess": _CROP_CHAIN[1:3] + [
+            {"name": "resize", "params": {"shape": [64, 64, 48]}}],
+                             "preprocess.0.params.high": 200.0},
+        "ct1-no-augment": {**_CT1, "augment": []},
+        "grades-ct3d-recipe": _GRADES,
+    },
+    "paired": {
+        "ct23-ct3d-recipe": "ct23-thesis-recipe",
+        "ct1-ct3d-recipe": "ct1-thesis-recipe",
+        "ct1-no-lung-crop": "ct1-ct3d-recipe",
+        "ct1-no-augment": "ct1-ct3d-recipe",
+    },
+}
+"""Grid name -> base preset, scenario overrides, the thesis' own reported figures and the
+paired comparisons. ``ct3d``: the ``ct3d`` preset (the recommended recipe) against the
+thesis' recipe on the same 5 folds of the MosMed-graded synthetic stand-in, CT-0 vs CT-23
+(the thesis' task) and CT-0 vs CT-1 (mild disease), two ablations, and the five grades."""
 
 _QUICK = {
     "data.synthetic.preset": "quick", "data.synthetic.normal": 12,
-    "data.synthetic.abnormal": 12, "data.synthetic.difficulty": "easy",
+    "data.synthetic.abnormal": 12, "data.synthetic.difficulty": "easy", "split.repeats": 1,
     "evaluate.n_boot": 200,
 }
 
 
 def _apply(base: Scenario, name: str, overrides: dict[str, Any], quick: bool) -> Scenario:
-    changes = {k: v for k, v in overrides.items() if k != "preprocess"}
+    changes = {k: v for k, v in overrides.items() if k not in ("preprocess", "augment")}
     chain = overrides.get("preprocess")
     data = base.to_dict()
     if chain == "+slice_trim":
         data["preprocess"] = [*data["preprocess"], dict(_LUNG_ONLY)]
     elif chain is not None:
         data["preprocess"] = [dict(step) for step in chain]
+    if "augment" in overrides:
+        data["augment"] = [dict(step) for step in overrides["augment"]]
     scenario = Scenario.from_dict(data).with_overrides({"name": name, **changes})
     if quick:
         resize = next(i for i, s in enumerate(scenario.preprocess) if s.name == "resize")

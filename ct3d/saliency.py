@@ -37,7 +37,7 @@ tf = import_tensorflow()
 keras = import_keras()
 
 __all__ = ["HeatMap", "deepest_conv_layer", "explain_scan", "explain_volume", "gradcam",
-           "last_conv_layer", "save_nifti", "to_original"]
+           "last_conv_layer", "lesion_enrichment", "save_nifti", "to_original"]
 
 _WINDOW_LAYERS = (keras.layers.Conv3D, keras.layers.MaxPooling3D, keras.layers.AveragePooling3D)
 _EDGE_TOLERANCE = 1e-3  # voxels: rounding slack at the edge of the field of view
@@ -478,3 +478,28 @@ def deepest_conv_layer(model: Any, min_width: int = 4) -> str | None:
     convs = [layer.name for layer in model.layers if isinstance(layer, keras.layers.Conv3D)
              and min(layer.output.shape[1:4]) >= min_width]
     return convs[-1] if convs else None
+
+
+def lesion_enrichment(heat: np.ndarray, lesion: np.ndarray, lungs: np.ndarray) -> float | None:
+    """How much more of a Grad-CAM map's heat falls on lesions than their size would give.
+
+    (heat in the lesions / heat in the lungs) / (lesion volume / lung volume), with the
+    lesions counted inside the lungs only: 1 is a map that ignores the lesions, 3 puts three
+    times the lesions' share of the heat on them. None when the lungs hold no lesion or no
+    heat.
+
+    Example:
+        >>> lungs = np.ones((4, 4, 4), bool)
+        >>> lesion = np.zeros((4, 4, 4), bool); lesion[0] = True
+        >>> heat = np.where(lesion, 1.0, 0.0)
+        >>> lesion_enrichment(heat, lesion, lungs), lesion_enrichment(np.ones(64).reshape(
+        ...     4, 4, 4), lesion, lungs)
+        (4.0, 1.0)
+    """
+    lungs = np.asarray(lungs, bool)
+    lesion = np.asarray(lesion, bool) & lungs
+    heat = np.clip(np.asarray(heat, np.float64), 0, None)
+    total, share = heat[lungs].sum(), lesion.sum() / max(lungs.sum(), 1)
+    if total <= 0 or share == 0:
+        return None
+    return float(heat[lesion].sum() / total / share)

@@ -71,7 +71,13 @@ class SyntheticSpec:
         normal: number of normal scans, >= 1.
         abnormal: number of scans with COVID-19-like lesions, >= 1.
         preset: scan geometry: quick (128 x 128 in-plane, fast) or mosmed (MosMedData-like).
-        difficulty: lesion settings: easy, moderate or hard (fewer, smaller, fainter lesions).
+        difficulty: lesion settings: easy, moderate or hard (fewer, smaller, fainter lesions);
+            used when severity is none.
+        severity: MosMedData grade of the abnormal scans, by the share of lung affected: none
+            (use difficulty), CT-1 (<= 25%), CT-2 (25-50%), CT-3 (50-75%), CT-4 (>= 75%), CT-23
+            (CT-2 and CT-3 as in MosMedData) or all (folders CT-0 to CT-4, abnormal scans each).
+        scanner: uniform (the preset's geometry) or varied (slice thickness 1-10 mm, noise,
+            kernel, patient size, inspiration and field of view vary per scan).
         seed: cohort seed; the same seed gives the same scans.
     """
 
@@ -79,6 +85,8 @@ class SyntheticSpec:
     abnormal: int = 24
     preset: Literal["quick", "mosmed"] = "quick"
     difficulty: Literal["easy", "moderate", "hard"] = "easy"
+    severity: Literal["none", "CT-1", "CT-2", "CT-3", "CT-4", "CT-23", "all"] = "none"
+    scanner: Literal["uniform", "varied"] = "uniform"
     seed: int = 0
 
 
@@ -122,6 +130,9 @@ class SplitSpec:
         test: fraction of the patients for testing (holdout).
         k: number of folds (kfold), >= 2.
         fold: the one fold to run (kfold), 0 to k - 1; null runs every fold.
+        repeats: number of k-fold splits (repeated k-fold), >= 1; repeat r is seeded seed + r,
+            so repeat 0 is the split of repeats 1. Metrics are the mean over the repeats of
+            each repeat's out-of-fold metrics.
     """
 
     kind: Literal["holdout", "kfold"] = "holdout"
@@ -130,6 +141,7 @@ class SplitSpec:
     test: float = 0.2
     k: int = 5
     fold: int | None = None
+    repeats: int = 1
 
 
 @dataclass
@@ -468,12 +480,19 @@ def _value_problems(s: Scenario) -> list[str]:
     elif sp.k < 2 or not (sp.fold is None or 0 <= sp.fold < sp.k) or not 0 <= sp.val < 1:
         p.append(f"kfold split needs k >= 2, 0 <= fold < k and 0 <= val < 1, got k={sp.k}, "
                  f"fold={sp.fold}, val={sp.val}")
+    if sp.repeats < 1:
+        p.append(f"split.repeats must be >= 1, got {sp.repeats}")
+    elif sp.repeats > 1 and sp.kind != "kfold":
+        p.append(f"split.repeats={sp.repeats} needs split.kind=kfold (repeated k-fold); a "
+                 f"{sp.kind} split is made once")
     if t.monitor.startswith("val_") and sp.val == 0:
         p.append(f"train.monitor={t.monitor!r} needs a validation part (split.val > 0)")
     if s.data.workers < 0:
         p.append(f"data.workers must be >= 0 (0 = one per CPU core), got {s.data.workers}")
     if min(s.data.synthetic.normal, s.data.synthetic.abnormal) < 1:
         p.append("data.synthetic.normal/abnormal must be >= 1")
+    if s.data.source == "synthetic":
+        p += _synthetic_label_problems(s.data.synthetic, s.data.labels)
     p += _label_problems(s.data.labels)
     for kind, steps in (("preprocess", s.preprocess), ("augment", s.augment),
                         ("model", [s.model])):
@@ -520,6 +539,18 @@ def _shape_problems(chain: list[ResolvedStep], model: ResolvedStep) -> list[str]
     return [f"model {model.name!r} needs every side of its input >= {smallest} voxels, but "
             f"the preprocess chain gives {shape}: raise the resize shape (or the chain's last "
             f"fixed-shape step) or choose another model"]
+
+
+def _synthetic_label_problems(synth: SyntheticSpec, labels: dict[str, list[str]]) -> list[str]:
+    """Label folders the synthetic cohort does not write."""
+    from ct3d.data.sources import synthetic_classes
+
+    made = synthetic_classes(dataclasses.asdict(synth))
+    missing = [f for folders in labels.values() for f in folders if f not in made]
+    if not missing:
+        return []
+    return [f"data.labels name folder(s) {', '.join(missing)} that the synthetic cohort "
+            f"(severity {synth.severity}) does not write; it writes {', '.join(made)}"]
 
 
 def _label_problems(labels: dict[str, list[str]]) -> list[str]:
@@ -625,7 +656,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "out": "runs/thesis",
         "data": {
             "synthetic": {"normal": 100, "abnormal": 100, "preset": "mosmed",
-                          "difficulty": "moderate"},
+                          "severity": "CT-23", "scanner": "varied"},
         },
         "preprocess": [
             {"name": "hu_window", "params": {"low": -1000.0, "high": 400.0}},
@@ -635,6 +666,26 @@ PRESETS: dict[str, dict[str, Any]] = {
         "train": {"epochs": 25, "batch_size": 4, "optimizer": "sgd", "learning_rate": 1e-3,
                   "momentum": 0.9, "schedule": "exponential", "lr_decay_rate": 0.96,
                   "lr_decay_steps": 100_000, "monitor": "val_accuracy", "patience": 15},
+    },
+    "ct3d": {
+        "name": "ct3d",
+        "out": "runs/ct3d",
+        "data": {
+            "synthetic": {"normal": 100, "abnormal": 100, "preset": "mosmed",
+                          "severity": "CT-23", "scanner": "varied"},
+        },
+        "split": {"kind": "kfold", "k": 5, "val": 0.15},
+        "preprocess": [
+            {"name": "lung_crop", "params": {"margin_mm": 10.0}},
+            {"name": "hu_window", "params": {"low": -1000.0, "high": 200.0}},
+            {"name": "rotate90", "params": {"k": 1}},
+            {"name": "resize", "params": {"shape": [64, 64, 48]}},
+        ],
+        "augment": [{"name": "flip", "params": {"axes": [0]}},
+                    {"name": "rotate", "params": {"degrees": [-10.0, 10.0]}}],
+        "model": {"name": "modified_3dcnn", "params": {"bn_momentum": 0.9}},
+        "train": {"epochs": 30, "batch_size": 8, "optimizer": "adam", "learning_rate": 1e-3,
+                  "schedule": "cosine", "monitor": "val_loss", "patience": 30},
     },
 }
 """Named scenarios, as overrides of the :class:`Scenario` defaults.

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ct3d.evaluate import evaluate_predictions, mean_std
+from ct3d.evaluate import evaluate_predictions, mean_std, summarize_repeats
 from ct3d.report import Run, read_run
 
 BINARY = ["CT-0", "CT-23"]
@@ -43,11 +43,12 @@ def _write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> None:
         w.writerows(rows)
 
 
-def _probabilities(labels: np.ndarray, k: int, seed: int) -> np.ndarray:
-    """Made-up model outputs that lean towards the true class: (n,) if binary, else (n, k)."""
+def _probabilities(labels: np.ndarray, k: int, seed: int, skill: float = 0.4) -> np.ndarray:
+    """Made-up model outputs that lean towards the true class (binary: by ``skill``): (n,) if
+    binary, else (n, k)."""
     rng = np.random.default_rng(seed)
     if k == 2:
-        return np.clip(0.3 + 0.4 * labels + rng.normal(0, 0.25, len(labels)), 0.01, 0.99)
+        return np.clip(0.3 + skill * labels + rng.normal(0, 0.25, len(labels)), 0.01, 0.99)
     logits = rng.normal(size=(len(labels), k))
     logits[np.arange(len(labels)), labels] += 1.5
     e = np.exp(logits)
@@ -64,12 +65,29 @@ def _evaluate(labels: np.ndarray, probs: np.ndarray, parts: np.ndarray, classes:
             "time_per_epoch_s": float(np.mean(hist["time_s"]))}
 
 
-def fake_run(folder: Path, kind: str = "holdout", folds: int = 3) -> Path:
-    """Write a run folder: ``holdout`` (2 classes), ``kfold`` (``folds`` folds) or ``multiclass``.
+def _kfold_parts(n: int, folds: int, repeats: int) -> list[np.ndarray]:
+    """Parts of each model, repeat by repeat: the scans go in pairs (one of each class), pair
+    ``j`` tested in fold ``j % folds`` in repeat 0, the pairs shuffled in later repeats."""
+    out = []
+    for r in range(repeats):
+        pairs = np.arange(n // 2)
+        order = pairs if r == 0 else np.random.default_rng(r).permutation(pairs)
+        position = np.repeat(order, 2) % folds
+        out += [np.where(position == i, "test", np.where((position + 1) % folds == i, "val",
+                                                         "train"))
+                for i in range(folds)]
+    return out
+
+
+def fake_run(folder: Path, kind: str = "holdout", folds: int = 3, repeats: int = 1,
+             skill: float = 0.4) -> Path:
+    """Write a run folder: ``holdout`` (2 classes), ``kfold`` (``folds`` folds, ``repeats``
+    times) or ``multiclass``.
 
     Holdout runs have 20 usable scans (train 8, val 4, test 8, as many of each class; three
     classes: 12, 6, 6) and one skipped scan; k-fold runs 4 scans per fold (2 of each class),
-    fold ``i`` trained for ``2 + i % 3`` epochs.
+    model ``j`` trained for ``2 + j % 3`` epochs. Binary probabilities lean to the true class
+    by ``skill`` (0: chance); every model draws its own noise, the same for any ``skill``.
     """
     classes = THREE if kind == "multiclass" else BINARY
     k = len(classes)
@@ -78,11 +96,8 @@ def fake_run(folder: Path, kind: str = "holdout", folds: int = 3) -> Path:
     labels = np.arange(n) % k
     paths = [f"/data/{classes[y]}/scan{j:02d}.nii.gz" for j, y in enumerate(labels)]
     if kind == "kfold":
-        position = np.arange(n) // 2 % folds
-        fold_parts = [np.where(position == i, "test", np.where((position + 1) % folds == i,
-                                                               "val", "train"))
-                      for i in range(folds)]
-        columns = [f"fold{i}" for i in range(folds)]
+        fold_parts = _kfold_parts(n, folds, repeats)
+        columns = [f"fold{i}" for i in range(len(fold_parts))]
     else:
         fold_parts = [np.repeat(PARTS, sizes)]
         columns = ["part"]
@@ -98,16 +113,24 @@ def fake_run(folder: Path, kind: str = "holdout", folds: int = 3) -> Path:
         fold_dir = folder / f"fold{i}" if kind == "kfold" else folder
         _write_csv(fold_dir / "history.csv", list(hist),
                    [list(r) for r in zip(*hist.values(), strict=True)])
-        probs = _probabilities(labels, k, seed=i + 5)
+        probs = _probabilities(labels, k, seed=i + 5, skill=skill)
         per_fold.append(_evaluate(labels, probs, parts, classes, hist))
         predictions += [[paths[j], int(labels[j]), *np.atleast_1d(probs[j]).round(6), i,
-                         parts[j]] for part in PARTS for j in np.flatnonzero(parts == part)]
-        pooled.append((labels[parts == "test"], probs[parts == "test"]))
-    if kind == "kfold":
+                         i // folds if kind == "kfold" else 0, parts[j]]
+                        for part in PARTS for j in np.flatnonzero(parts == part)]
+        pooled.append((np.array(paths)[parts == "test"], labels[parts == "test"],
+                       probs[parts == "test"]))
+    if kind == "kfold" and repeats > 1:
+        groups = [pooled[r * folds:(r + 1) * folds] for r in range(repeats)]
+        metrics = summarize_repeats(
+            per_fold, [np.concatenate([s for s, _, _ in g]).tolist() for g in groups],
+            [np.concatenate([y for _, y, _ in g]) for g in groups],
+            [np.concatenate([p for _, _, p in g]) for g in groups], classes, 200, 0)
+    elif kind == "kfold":
         metrics = {"evaluated_on": "out-of-fold",
-                   **evaluate_predictions(np.concatenate([y for y, _ in pooled]),
-                                          np.concatenate([p for _, p in pooled]), 0.5, classes,
-                                          200, 0),
+                   **evaluate_predictions(np.concatenate([y for _, y, _ in pooled]),
+                                          np.concatenate([p for _, _, p in pooled]), 0.5,
+                                          classes, 200, 0),
                    "folds": per_fold,
                    "fold_mean_std": mean_std([{k: v for k, v in f.items() if k != "parts"}
                                               for f in per_fold])}
@@ -117,8 +140,8 @@ def fake_run(folder: Path, kind: str = "holdout", folds: int = 3) -> Path:
                "skipped": {SKIPPED: "gzip stream is truncated"}}
     (folder / "metrics.json").write_text(json.dumps(metrics, indent=2))
     prob_cols = ["probability"] if k == 2 else [f"p_{c}" for c in classes]
-    _write_csv(folder / "predictions.csv", ["scan", "label", *prob_cols, "fold", "part"],
-               predictions)
+    _write_csv(folder / "predictions.csv",
+               ["scan", "label", *prob_cols, "fold", "repeat", "part"], predictions)
     return folder
 
 

@@ -1,4 +1,5 @@
-"""The ct3d command: help, plugins, synth, scenario new, train with --set, demo, errors."""
+"""The ct3d command: help, plugins, synth, scenario new, train with --set, demo, compare,
+errors."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from fake_runs import fake_run
 
 import ct3d
 from ct3d.cli import main, parse_sets
+from ct3d.paired import compare_runs
 from ct3d.scenario import Scenario
 
 
@@ -18,7 +21,7 @@ def test_help_lists_the_commands(capsys: pytest.CaptureFixture[str]) -> None:
         main(["--help"])
     assert stop.value.code == 0
     out = capsys.readouterr().out
-    for command in ("plugins", "synth", "scenario", "train", "demo"):
+    for command in ("plugins", "synth", "scenario", "train", "demo", "compare"):
         assert command in out
 
 
@@ -57,7 +60,25 @@ def test_synth_writes_the_mosmed_layout(tmp_path: Path, capsys: pytest.CaptureFi
     assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.nii.gz")) == [
         "CT-0/study_0001.nii.gz", "CT-0/study_0001_mask.nii.gz", "CT-0/study_0002.nii.gz",
         "CT-0/study_0002_mask.nii.gz", "CT-23/study_0003.nii.gz", "CT-23/study_0003_mask.nii.gz"]
-    assert "wrote 3 scans" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "wrote 3 scans" in out
+    assert "CT-23        1  " in out  # the default severity: CT-2 or CT-3, 25-75% of the lungs
+
+
+def test_synth_severity_all_writes_five_grades_and_their_shares(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    assert main(["synth", str(tmp_path), "--normal", "1", "--abnormal", "1", "--preset",
+                 "quick", "--severity", "all", "--workers", "1"]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "CT-0", "CT-1", "CT-2", "CT-3", "CT-4", "manifest.csv"]
+    lines = capsys.readouterr().out.splitlines()
+    shares = {line.split()[0]: line.split()[2] for line in lines if line.startswith("CT-")}
+    assert shares["CT-0"] == "0.0%-0.0%" and set(shares) == {f"CT-{i}" for i in range(5)}
+    for grade, (low, high) in {"CT-1": (0, 25), "CT-2": (25, 50), "CT-3": (50, 75),
+                               "CT-4": (75, 100)}.items():
+        value = float(shares[grade].split("-")[0].rstrip("%"))
+        assert low < value <= high
 
 
 @pytest.mark.slow
@@ -127,7 +148,8 @@ def test_synthetic_source_pointed_at_real_scans_is_refused(
         f"ct3d: error: invalid scenario: {tmp_path / 'cohort'}: holds class folders of scans "
         f"(CT-0, CT-23), but data.source=synthetic generates its own cohort under data.root; "
         f"set data.source=folder to train on these scans (or choose another data.root)\n")
-    assert sorted(p.name for p in (tmp_path / "cohort").iterdir()) == ["CT-0", "CT-23"]
+    assert sorted(p.name for p in (tmp_path / "cohort").iterdir()) == [
+        "CT-0", "CT-23", "manifest.csv"]
     assert not (tmp_path / "run").exists()
 
 
@@ -165,3 +187,35 @@ def test_scenario_new_prints_each_key_with_its_description(
     assert comments["bn_momentum: 0.5"].startswith("momentum of the BatchNormalization")
     assert "{" not in text and len(comments) > 50
 
+
+
+def test_compare_prints_the_paired_difference_and_writes_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    a = fake_run(tmp_path / "base", "kfold", folds=4, repeats=2)
+    b = fake_run(tmp_path / "better", "kfold", folds=4, repeats=2, skill=0.6)
+    out = tmp_path / "cmp.json"
+    assert main(["compare", str(a), str(b), "--n-boot", "300", "--seed", "2",
+                 "--out", str(out)]) == 0
+    expected = compare_runs(a, b, n_boot=300, seed=2)
+    assert json.loads(out.read_text()) == expected
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[:3] == ["A: base (scenario fake-kfold)", "B: better (scenario fake-kfold)",
+                         "paired on 16 scans, 2 repeat(s), 300 bootstrap resamples of the scans"]
+    auc = lines[4].split()
+    assert auc[:4] == ["auc", f"{expected['auc_a']:.4f}", f"{expected['auc_b']:.4f}",
+                       f"{expected['difference']:+.4f}"]
+    assert auc[-1] == f"{expected['p_value']:.4f}" and lines[5].startswith("accuracy")
+    assert lines[-1] == f"written: {out}"
+
+
+def test_compare_refuses_runs_of_another_split(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    a = fake_run(tmp_path / "a", "kfold", folds=4, repeats=2)
+    b = fake_run(tmp_path / "b", "kfold", folds=4)
+    assert main(["compare", str(a), str(b)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == (f"ct3d: error: {a} and {b} are not paired: scan "
+                            f"/data/CT-0/scan00.nii.gz (repeat 1) is not tested in {b}\n")

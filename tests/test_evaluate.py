@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -12,6 +13,8 @@ import pytest
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import roc_auc_score
 
+from ct3d.engine.parts import FoldResult, Part
+from ct3d.engine.pooling import fold_metrics, write_metrics
 from ct3d.evaluate import (
     CI_KEYS,
     METRIC_KEYS,
@@ -21,10 +24,15 @@ from ct3d.evaluate import (
     evaluate_predictions,
     mean_std,
     multiclass_metrics,
+    quadratic_kappa,
+    resample_counts,
     resample_metrics,
     roc_points,
+    summarize_folds,
+    summarize_repeats,
     youden_threshold,
 )
+from ct3d.scenario import Scenario
 
 
 def test_metrics_from_counts_not_normalized_matrix() -> None:
@@ -293,3 +301,146 @@ def test_ratios_with_a_zero_denominator_are_undefined_not_zero() -> None:
     only_positives = binary_metrics([1, 1], [0.9, 0.2])
     assert only_positives["specificity"] is None and only_positives["precision"] == 1.0
     assert "precision" not in mean_std([none_predicted, only_negatives])
+
+
+def test_quadratic_kappa_hand_example() -> None:
+    # Y3/P3: observed [[2, 1, 0], [0, 2, 1], [1, 0, 3]], both margins (3, 3, 4), n = 10.
+    # Weights (i - j)^2: observed disagreement 1*1 + 1*1 + 4*1 = 6; expected by chance
+    # (1*9 + 4*12 + 1*9 + 1*12 + 4*12 + 1*12) / 10 = 13.8; kappa = 1 - 6 / 13.8 = 13/23.
+    m = multiclass_metrics(Y3, P3)
+    assert m["quadratic_kappa"] == pytest.approx(13 / 23)
+    assert quadratic_kappa([0, 1, 2, 3, 4], [0, 1, 2, 3, 4], 5) == 1.0
+    # a CT-0 called CT-4 is worse than one called CT-1: kappa is lower
+    far = quadratic_kappa([0, 0, 4, 4], [4, 0, 4, 4], 5)
+    near = quadratic_kappa([0, 0, 4, 4], [1, 0, 4, 4], 5)
+    assert far is not None and near is not None and far < near < 1
+    assert quadratic_kappa([2, 2], [2, 2], 3) is None  # one class only: undefined
+
+
+def _repeat_cohort(n: int = 50, repeats: int = 3) -> tuple[list[list[str]], list[np.ndarray],
+                                                           list[np.ndarray]]:
+    """Each repeat: every scan once, in its own order, with its own probabilities."""
+    y, base = _realistic(n=n, seed=11)
+    rng = np.random.default_rng(5)
+    scans, labels, probs = [], [], []
+    for _ in range(repeats):
+        order = rng.permutation(n)
+        p = np.clip(base + rng.normal(0, 0.1, n), 0, 1).round(2)
+        scans.append([f"s{i}" for i in order])
+        labels.append(y[order])
+        probs.append(p[order])
+    return scans, labels, probs
+
+
+def _folds(repeats: int, k: int, thresholds: list[float]) -> list[dict[str, Any]]:
+    """Fold metrics with only what pooling reads: each repeat's folds share a threshold."""
+    return [{"threshold": thresholds[r], "accuracy": 0.5 + 0.01 * (r * k + i), "n": 10}
+            for r in range(repeats) for i in range(k)]
+
+
+def test_repeated_kfold_metrics_are_the_mean_over_repeats_with_a_shared_scan_bootstrap() -> None:
+    scans, labels, probs = _repeat_cohort()
+    thresholds = [0.5, 0.45, 0.55]
+    folds = _folds(3, 2, thresholds)
+    s = summarize_repeats(folds, scans, labels, probs, n_boot=300, seed=3)
+    each = [binary_metrics(y, p, t) for y, p, t in zip(labels, probs, thresholds, strict=True)]
+    for key in ("accuracy", "recall", "specificity", "auc", "loss", "threshold"):
+        assert s[key] == pytest.approx(np.mean([m[key] for m in each])), key
+        assert [r[key] for r in s["repeats"]] == pytest.approx([m[key] for m in each]), key
+        assert s["repeat_mean_std"][key] == pytest.approx(
+            (np.mean([m[key] for m in each]), np.std([m[key] for m in each], ddof=1))), key
+    assert s["auc"] == pytest.approx(np.mean([roc_auc_score(y, p) for y, p in
+                                              zip(labels, probs, strict=True)]))
+    assert s["n"] == 50 and s["evaluated_on"] == "out-of-fold"
+    assert s["confusion_matrix"] == each[0]["confusion_matrix"]
+    assert s["roc"] == roc_points(labels[0], probs[0])
+    assert s["from_repeat_0"] == ["confusion_matrix", "roc", "calibration"]
+    assert s["folds"] == folds and s["fold_mean_std"]["accuracy"][0] == pytest.approx(0.525)
+    assert all("ci" not in r and "roc" not in r for r in s["repeats"])
+    # the interval, explicitly: one draw of the 50 scans (ids in repeat 0's order) per
+    # resample, each repeat scored by scikit-learn on those scans, averaged over the repeats
+    counts = resample_counts(50, 300, 3)
+    by_id = [dict(zip(ids, zip(y, p, strict=True), strict=True))
+             for ids, y, p in zip(scans, labels, probs, strict=True)]
+    auc, accuracy = [], []
+    for c in counts:
+        drawn = np.repeat(scans[0], c)
+        rows = [np.array([rep[i] for i in drawn]) for rep in by_id]
+        auc.append(np.mean([roc_auc_score(r[:, 0], r[:, 1]) for r in rows]))
+        accuracy.append(np.mean([np.mean((r[:, 1] >= t) == r[:, 0])
+                                 for r, t in zip(rows, thresholds, strict=True)]))
+    assert s["ci"]["auc"] == pytest.approx(tuple(np.percentile(auc, [2.5, 97.5])))
+    assert s["ci"]["accuracy"] == pytest.approx(tuple(np.percentile(accuracy, [2.5, 97.5])))
+    assert s["ci"]["auc"][0] < s["auc"] < s["ci"]["auc"][1]
+    json.dumps(s, allow_nan=False)
+
+
+def test_one_repeat_gives_the_k_fold_interval() -> None:
+    scans, labels, probs = _repeat_cohort(repeats=1)
+    one = summarize_repeats(_folds(1, 2, [0.5]), scans, labels, probs, n_boot=200, seed=1)
+    assert one["ci"] == bootstrap_ci(labels[0], probs[0], 0.5, 200, 1)
+    none = summarize_repeats(_folds(1, 2, [0.5]), scans, labels, probs, n_boot=0)
+    assert none["ci"] is None
+    with pytest.raises(ValueError, match="as many folds per repeat"):
+        summarize_repeats(_folds(1, 3, [0.5]), scans * 2, labels * 2, probs * 2)
+
+
+def test_repeated_multiclass_averages_scalars_and_keeps_repeat_0s_matrix() -> None:
+    hit, miss = [[.8, .1, .1], [.1, .8, .1], [.1, .1, .8]], [.8, .1, .1]
+    other = [hit[c] for c in Y3[:9]] + [miss]  # another model: one CT-2-like scan called 0
+    folds = [{"accuracy": 0.7}, {"accuracy": 0.6}]
+    ids = [f"s{i}" for i in range(10)]
+    s = summarize_repeats(folds, [ids, ids], [Y3, Y3], [np.array(P3), np.array(other)],
+                          ["a", "b", "c"], n_boot=100)
+    first, second = multiclass_metrics(Y3, P3, "abc"), multiclass_metrics(Y3, other, "abc")
+    for key in ("accuracy", "macro_f1", "macro_auc", "quadratic_kappa", "loss"):
+        assert s[key] == pytest.approx((first[key] + second[key]) / 2), key
+    assert first["quadratic_kappa"] != second["quadratic_kappa"]
+    assert s["confusion_matrix"] == first["confusion_matrix"] and "ci" not in s
+    assert s["per_class"] == first["per_class"] and s["n"] == 10
+    assert s["from_repeat_0"] == ["per_class", "confusion_matrix"]
+
+
+def _fold_result(labels: list[int], probs: list[float], names: list[str]) -> FoldResult:
+    """A trained model without a model: a test part and a val part, one epoch of history."""
+    parts = {"val": Part([], np.array([0, 1]), ["v0", "v1"]),
+             "test": Part([], np.array(labels), names)}
+    return FoldResult(None, {"time_s": [1.0], "val_loss": [0.5]}, parts,
+                      {"val": np.array([0.3, 0.7]), "test": np.array(probs)})
+
+
+def test_metrics_json_and_predictions_csv_of_one_and_of_several_repeats(tmp_path: Path) -> None:
+    y, p = _realistic(n=12, seed=2)
+    halves = [slice(0, 6), slice(6, 12)]
+    names = [f"scan{i:02d}" for i in range(12)]
+    once = [_fold_result(y[h].tolist(), p[h].tolist(), names[h]) for h in halves]
+    s = Scenario().with_overrides({"split.kind": "kfold", "split.k": 2, "evaluate.n_boot": 50})
+    (tmp_path / "one").mkdir()
+    m = write_metrics(s, tmp_path / "one", once, ["normal", "abnormal"], {})
+    folds = [fold_metrics(s, r, ["normal", "abnormal"]) for r in once]
+    expected = summarize_folds(folds, [y[h] for h in halves], [p[h] for h in halves],
+                               ["normal", "abnormal"], 50, s.seed)
+    assert m == {"scenario": s.name, "classes": ["normal", "abnormal"], **expected,
+                 "seed": s.seed, "skipped": {}}  # one repeat: as before repeats existed
+    assert json.loads((tmp_path / "one" / "metrics.json").read_text())["auc"] == m["auc"]
+    rows = (tmp_path / "one" / "predictions.csv").read_text().splitlines()
+    assert rows[0] == "scan,label,probability,fold,repeat,part"
+    assert {r.split(",")[-2] for r in rows[1:]} == {"0"}
+    # two repeats: the second pairs the scans differently and predicts them a little lower
+    order = [0, 6, 1, 7, 2, 8, 3, 9, 4, 10, 5, 11]
+    again = [_fold_result(y[order][h].tolist(), (p[order][h] * 0.9).tolist(),
+                          [names[i] for i in order][h]) for h in halves]
+    s2 = s.with_overrides({"split.repeats": 2})
+    (tmp_path / "two").mkdir()
+    m2 = write_metrics(s2, tmp_path / "two", once + again, ["normal", "abnormal"], {})
+    assert [r["auc"] for r in m2["repeats"]] == pytest.approx(
+        [roc_auc_score(y, p), roc_auc_score(y[order], p[order] * 0.9)])
+    assert m2["auc"] == pytest.approx(np.mean([r["auc"] for r in m2["repeats"]]))
+    assert m2["n"] == 12 and len(m2["folds"]) == 4 and m2["confusion_matrix"] == m[
+        "confusion_matrix"]
+    assert set(m2) - set(m) == {"repeats", "repeat_mean_std", "from_repeat_0"}
+    rows = [r.split(",") for r in (tmp_path / "two" / "predictions.csv").read_text().split()]
+    tested = [(r[0], r[3], r[4]) for r in rows[1:] if r[-1] == "test"]
+    assert sorted({(f, rep) for _, f, rep in tested}) == [("0", "0"), ("1", "0"), ("2", "1"),
+                                                          ("3", "1")]
+    assert sorted(s for s, _, rep in tested if rep == "1") == names

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fake_runs import BINARY, THREE, fake_runs, history
+from fake_runs import BINARY, THREE, fake_run, fake_runs, history
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -112,6 +112,17 @@ def test_roc_figure_draws_the_stored_curve(runs: dict[str, report.Run]) -> None:
     assert list(chance.get_xdata()) == [0, 1]
     no_roc = report.roc_figure(runs["multiclass"].metrics)
     assert not no_roc.axes and no_roc.texts[0].get_text().startswith("No ROC curve")
+
+
+def test_roc_figure_of_repeated_kfold_names_repeat_0_and_the_mean(tmp_path: Path) -> None:
+    m = report.read_run(fake_run(tmp_path, "kfold", folds=3, repeats=2)).metrics
+    fig = report.roc_figure(m)
+    assert list(fig.axes[0].lines[0].get_xdata()) == m["roc"]["fpr"]
+    lo, hi = m["ci"]["auc"]
+    legend = fig.axes[0].get_legend().get_texts()[0].get_text()
+    assert legend == (f"repeat 0, AUC {m['repeats'][0]['auc']:.4f}\nmean of 2 repeats: "
+                      f"AUC {m['auc']:.4f} [{lo:.4f}, {hi:.4f}]")
+    assert m["repeats"][0]["auc"] != m["auc"]
 
 
 def test_calibration_figure_bins_counts_and_brier(runs: dict[str, report.Run]) -> None:

@@ -24,7 +24,8 @@ def test_read_holdout_run(tmp_path: Path) -> None:
     assert run.split["part"].value_counts().to_dict() == {"train": 9, "test": 8, "val": 4}
     assert run.split.set_index("path").loc[SKIPPED, "skipped"] == "gzip stream is truncated"
     assert (run.split["skipped"] == "").sum() == 20
-    assert list(run.predictions.columns) == ["scan", "label", "probability", "fold", "part"]
+    assert list(run.predictions.columns) == ["scan", "label", "probability", "fold", "repeat",
+                                             "part"]
     assert run.predictions["probability"].between(0, 1).all()
     assert run.predictions["fold"].tolist() == [0] * 20
 
@@ -110,3 +111,14 @@ def test_report_package_imports_without_tensorflow_or_ipywidgets() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_repeated_kfold_run_reads_as_one_model_per_fold_and_repeat(tmp_path: Path) -> None:
+    run = report.read_run(fake_run(tmp_path, "kfold", folds=3, repeats=2))
+    assert len(run.folds) == 6 and len(run.histories) == 6 and len(run.metrics["repeats"]) == 2
+    tested = run.predictions[run.predictions["part"] == "test"]
+    assert tested.groupby("repeat")["scan"].nunique().to_dict() == {0: 12, 1: 12}
+    assert tested.groupby("repeat")["fold"].unique().map(sorted).to_dict() == {
+        0: [0, 1, 2], 1: [3, 4, 5]}
+    shown = report.held_out_scans(run, per_class=1)
+    assert shown["fold"].tolist() == [5, 5] and shown["repeat"].tolist() == [1, 1]

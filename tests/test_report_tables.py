@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ from fake_runs import BINARY, THREE, fake_run, fake_runs
 
 from ct3d.evaluate import METRIC_KEYS, MULTICLASS_KEYS, binary_metrics, multiclass_metrics
 from ct3d.grids import GRIDS
+from ct3d.paired import compare_runs
 from ct3d.report import (
     GridReports,
     Run,
@@ -20,7 +22,9 @@ from ct3d.report import (
     format_table,
     held_out_table,
     metrics_table,
+    paired_table,
     read_reports,
+    read_run,
     report_links,
     split_counts,
     thesis_table,
@@ -87,6 +91,43 @@ def test_metrics_table_of_a_kfold_run_and_its_fold_spread(runs: dict[str, Run]) 
     assert spread.loc["accuracy"].tolist() == m["fold_mean_std"]["accuracy"]
     mean = np.mean([f["accuracy"] for f in m["folds"]])
     assert spread.loc["accuracy", "fold mean"] == pytest.approx(mean)
+
+
+def test_a_repeated_kfold_run_says_what_is_averaged_and_what_is_repeat_0(
+    tmp_path: Path,
+) -> None:
+    m = read_run(fake_run(tmp_path, "kfold", folds=3, repeats=2)).metrics
+    table = metrics_table(m)
+    assert table.columns.tolist()[-2:] == ["out of fold (mean of 2 repeats)",
+                                           "95% CI (out-of-fold)"]
+    assert len(table.columns) == 6 + 2
+    assert table.loc["auc", "out of fold (mean of 2 repeats)"] == pytest.approx(
+        np.mean([r["auc"] for r in m["repeats"]]))
+    assert list(confusion_matrices(m)) == ["train (summed over folds)",
+                                           "test (out of fold, repeat 0)"]
+    assert describe_evaluation(m) == (
+        "evaluated on: out-of-fold (n = 12), decision threshold 0.500, 6 model(s); mean of 2 "
+        "repeats (nested values such as the confusion matrix: repeat 0)")
+
+
+def test_paired_table_of_comparisons(tmp_path: Path) -> None:
+    fake = {"runs": {"a": {"scenario": "s", "folder": "base"},
+                     "b": {"scenario": "s", "folder": "crop"}},
+            "auc_a": 0.7, "auc_b": 0.8, "difference": 0.1, "ci": [0.02, 0.18], "p_value": 0.01}
+    table = paired_table([fake, {**fake, "runs": {"a": fake["runs"]["b"],
+                                                  "b": fake["runs"]["a"]}}])
+    assert table.columns.tolist() == ["AUC A", "AUC B", "ΔAUC", "95% CI", "p"]
+    assert table.index.tolist() == ["crop vs base", "base vs crop"]
+    assert table.loc["crop vs base"].tolist() == [0.7, 0.8, 0.1, (0.02, 0.18), 0.01]
+    assert "<td>[0.0200, 0.1800]</td>" in to_html(table)
+    assert paired_table([]).empty
+    a = fake_run(tmp_path / "a", "kfold", folds=4, repeats=2)
+    b = fake_run(tmp_path / "b", "kfold", folds=4, repeats=2, skill=0.6)
+    c = compare_runs(a, b, n_boot=200)
+    row = paired_table([c]).loc["b vs a"]
+    assert row.tolist() == [c["auc_a"], c["auc_b"], c["difference"], tuple(c["ci"]),
+                            c["p_value"]]
+    assert row["AUC B"] > row["AUC A"]
 
 
 def test_holdout_runs_have_no_fold_spread(runs: dict[str, Run]) -> None:
@@ -196,8 +237,10 @@ def test_format_table_shows_multiclass_parts() -> None:
     lines = format_table(parts, ["no", "yes"]).splitlines()
     assert lines[0].split() == ["part", "n", *METRIC_KEYS]
     assert lines[2] == AUC_NOTE
-    assert lines[3].split() == ["part", "n", "accuracy", "macro_f1", "macro_auc"]
+    assert lines[3].split() == ["part", "n", "accuracy", "macro_f1", "macro_auc",
+                                "quadratic_kappa"]
     assert lines[4].split()[:4] == ["test", "10", "0.7000", f"{25 / 36:.4f}"]
+    assert lines[4].split()[-1] == f"{13 / 23:.4f}"
     assert lines[5:9] == ["val confusion matrix (rows: true class, columns: predicted)",
                           "                no     yes", "  no             1       0",
                           "  yes            0       1"]

@@ -104,6 +104,9 @@ def test_values_are_stored_as_given_and_checked_by_validate() -> None:
     ({"augment.0.params.axes": [0, 1.5]}, "augment.0: .*'axes': expected tuple"),
     ({"split.train": 0.8}, "sum to 1, got 0.8/0.2/0.3"),
     ({"split.kind": "kfold", "split.fold": 5}, "k >= 2, 0 <= fold < k"),
+    ({"split.kind": "kfold", "split.repeats": 0}, "split.repeats must be >= 1, got 0"),
+    ({"split.repeats": 3}, "split.repeats=3 needs split.kind=kfold \\(repeated k-fold\\); a "
+                           "holdout split is made once"),
     ({"split.val": 0.0, "split.train": 0.8}, "needs a validation part"),
     ({"data.labels": {"normal": ["CT-0"]}}, "at least 2 classes"),
     ({"data.labels": {"a": ["CT-0"], "b": ["CT-0"]}}, "'CT-0' is in both 'a' and 'b'"),
@@ -125,7 +128,7 @@ def test_file_errors_name_the_file(tmp_path) -> None:
     bad.write_text(json.dumps({"train": {"epoch": 1}}))
     with pytest.raises(ScenarioError, match="bad.yaml: unknown key"):
         Scenario.from_file(bad)
-    with pytest.raises(ScenarioError, match="unknown preset 'thezis'; known: quick, thesis"):
+    with pytest.raises(ScenarioError, match="unknown preset 'thezis'; known: ct3d, quick, thesis"):
         Scenario.preset("thezis")
 
 
@@ -207,8 +210,9 @@ def test_commented_yaml_puts_each_description_beside_its_key() -> None:
     assert _commented(text, "  epochs: 25") == "passes over the training part, >= 1"
     assert _commented(text, "train:") == "training settings"
     assert _commented(text, "  labels:") == one_line_docs(DataSpec, "Attributes")["labels"]
-    assert _commented(text, "    difficulty: moderate") == (
-        "lesion settings: easy, moderate or hard (fewer, smaller, fainter lesions)")
+    assert _commented(text, "    difficulty: easy") == (
+        "lesion settings: easy, moderate or hard (fewer, smaller, fainter lesions); used when "
+        "severity is none")
     assert _commented(text, "  - name: hu_window") == (
         "Clip HU to [low, high] and scale linearly to [0, 1] (float32)")
     assert _commented(text, "      low: -1000.0") == "lowest HU kept (lower values become 0)"

@@ -80,3 +80,35 @@ def test_kfold_too_few_patients() -> None:
     labels, groups = _cohort(6, 3)
     with pytest.raises(SplitError, match="too few patients for 5 folds: \\{1: 3\\}"):
         kfold(labels, groups, k=5, seed=0)
+
+
+def test_repeated_kfold_keeps_repeat_0_and_reseeds_each_repeat() -> None:
+    labels, groups = _cohort(12, 9, scans_per_patient=2)
+    k, seed = 3, 4
+    once = split_folds(labels, groups, "kfold", val=0.25, k=k, seed=seed)
+    thrice = split_folds(labels, groups, "kfold", val=0.25, k=k, repeats=3, seed=seed)
+    assert len(thrice) == 9
+    for r in range(3):  # repeat r is exactly the single split of seed + r
+        alone = split_folds(labels, groups, "kfold", val=0.25, k=k, seed=seed + r)
+        assert all(np.array_equal(a, b) for a, b in zip(thrice[r * k:(r + 1) * k], alone,
+                                                          strict=True))
+    assert all(np.array_equal(a, b) for a, b in zip(thrice[:k], once, strict=True))
+    assert all(np.array_equal(p == "test", kfold(labels, groups, k, seed) == i)
+               for i, p in enumerate(once))  # repeat 0 is today's k-fold split
+    tested = [np.sum([p == "test" for p in thrice[r * k:(r + 1) * k]], axis=0)
+              for r in range(3)]
+    assert all(t.tolist() == [1] * len(labels) for t in tested)  # every scan once per repeat
+    fold_of = [np.argmax([p == "test" for p in thrice[r * k:(r + 1) * k]], axis=0)
+               for r in range(3)]
+    together = [(fold_of[0] == i) for i in range(k)]
+    assert not any(np.array_equal(fold_of[1] == j, t) for j in range(k) for t in together)
+    only = split_folds(labels, groups, "kfold", val=0.25, k=k, fold=2, repeats=3, seed=seed)
+    assert len(only) == 3
+    assert all(np.array_equal(o, thrice[r * k + 2]) for r, o in enumerate(only))
+
+
+@pytest.mark.parametrize(("kind", "repeats"), [("kfold", 0), ("holdout", 2)])
+def test_repeats_must_be_positive_and_kfold(kind: str, repeats: int) -> None:
+    labels, groups = _cohort(6, 6)
+    with pytest.raises(SplitError, match=f"received repeats={repeats}, kind='{kind}'"):
+        split_folds(labels, groups, kind, k=3, repeats=repeats)

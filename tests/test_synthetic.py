@@ -148,7 +148,7 @@ def test_cohort_layout_files_and_masks(tmp_path, capsys):
     ]
     files = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file())
     masks = [n.replace(".nii.gz", "_mask.nii.gz") for n in names]
-    assert files == sorted(names + masks)
+    assert files == sorted([*names, *masks, "manifest.csv"])
     assert capsys.readouterr().err == ""
     for i, path in enumerate(paths):
         volume, mask = generate_scan((3, i), abnormal=i >= 2, preset="quick")

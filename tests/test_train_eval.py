@@ -62,6 +62,27 @@ def test_kfold_gives_each_scan_one_out_of_fold_prediction_through_the_cli(
 
 
 @pytest.mark.slow
+def test_repeated_kfold_trains_k_times_r_models_and_averages_the_repeats(
+    cohort_root: Path, tmp_path: Path, make_scenario: Callable[..., Scenario],
+) -> None:
+    s = make_scenario(cohort_root, tmp_path / "rcv", **{
+        "split.kind": "kfold", "split.k": 2, "split.val": 0.25, "split.repeats": 2,
+        "train.epochs": 1, "evaluate.n_boot": 100})
+    m = run(s, verbose=0).metrics
+    tested = [r for r in _rows(tmp_path / "rcv" / "predictions.csv") if r["part"] == "test"]
+    assert len(tested) == 32 and len({(r["scan"], r["repeat"]) for r in tested}) == 32
+    assert sorted({(r["repeat"], r["fold"]) for r in tested}) == [
+        ("0", "0"), ("0", "1"), ("1", "2"), ("1", "3")]
+    assert len(m["folds"]) == 4 and len(m["repeats"]) == 2 and m["n"] == 16
+    assert m["auc"] == pytest.approx(np.mean([r["auc"] for r in m["repeats"]]))
+    assert m["from_repeat_0"] == ["confusion_matrix", "roc", "calibration"]
+    assert all((tmp_path / "rcv" / f"fold{j}" / "model.keras").is_file() for j in range(4))
+    split = _rows(tmp_path / "rcv" / "split.csv")
+    assert all(sum(r[f"fold{j}"] == "test" for j in range(2)) == 1 for r in split)
+    assert all(sum(r[f"fold{j}"] == "test" for j in range(2, 4)) == 1 for r in split)
+
+
+@pytest.mark.slow
 def test_youden_threshold_comes_from_the_validation_part_only(
     cohort_root: Path, tmp_path: Path, make_scenario: Callable[..., Scenario]
 ) -> None:

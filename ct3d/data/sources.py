@@ -39,10 +39,40 @@ def load_scans(
 
 
 def synthetic_folder(root: str | os.PathLike[str], params: dict[str, Any]) -> Path:
-    """Where the cohort ``params`` describes lives under ``root``: one folder per cohort."""
+    """Where the cohort ``params`` describes lives under ``root``: one folder per cohort.
+
+    Example:
+        >>> synthetic_folder("data", {"preset": "mosmed", "severity": "CT-23",
+        ...     "scanner": "varied", "normal": 100, "abnormal": 100, "seed": 0}).as_posix()
+        'data/mosmed-CT-23-varied-100n-100a-seed0'
+    """
     p = params
-    return Path(root) / (f"{p['preset']}-{p['difficulty']}-{p['normal']}n-{p['abnormal']}a-"
-                         f"seed{p['seed']}")
+    severity, scanner = p.get("severity", "none"), p.get("scanner", "uniform")
+    lesions = p["difficulty"] if severity == "none" else severity
+    kind = lesions if scanner == "uniform" else f"{lesions}-{scanner}"
+    return Path(root) / f"{p['preset']}-{kind}-{p['normal']}n-{p['abnormal']}a-seed{p['seed']}"
+
+
+def synthetic_classes(params: dict[str, Any]) -> list[str]:
+    """The class folders of the synthetic cohort ``params`` describes.
+
+    Example:
+        >>> synthetic_classes({"severity": "all"})
+        ['CT-0', 'CT-1', 'CT-2', 'CT-3', 'CT-4']
+    """
+    from ct3d.data.severity import cohort_grades
+
+    severity = params.get("severity", "none")
+    if severity in ("none", "CT-23"):
+        return ["CT-0", "CT-23"]
+    return ["CT-0", *cohort_grades(severity)]
+
+
+def _relevant(params: dict[str, Any]) -> dict[str, Any]:
+    """The parameters that make a cohort: ``difficulty`` only matters without a severity."""
+    if params.get("severity", "none") == "none":
+        return params
+    return {k: v for k, v in params.items() if k != "difficulty"}
 
 
 def ensure_synthetic(
@@ -58,7 +88,7 @@ def ensure_synthetic(
 
     folder = synthetic_folder(root, params)
     record = folder / COHORT_FILE
-    if record.is_file() and json.loads(record.read_text()) == params:
+    if record.is_file() and _relevant(json.loads(record.read_text())) == _relevant(params):
         return folder
     if folder.exists():
         raise DatasetError(f"{folder}: exists but is not the synthetic cohort {params} "
@@ -66,9 +96,12 @@ def ensure_synthetic(
                            f"data.root")
     partial = folder.with_name(folder.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
+    severity = params.get("severity", "none")
     generate_cohort(partial, params["normal"], params["abnormal"], seed=params["seed"],
                     preset=params["preset"], difficulty=params["difficulty"],
-                    workers=min(4, os.cpu_count() or 1), progress=progress)
+                    workers=min(4, os.cpu_count() or 1), progress=progress,
+                    severity=None if severity == "none" else severity,
+                    scanner=params.get("scanner", "uniform"))
     (partial / COHORT_FILE).write_text(json.dumps(params, indent=2))
     partial.rename(folder)
     return folder

@@ -79,14 +79,18 @@ def kfold(labels: Sequence[int], groups: Sequence[str], k: int, seed: int) -> np
 def split_folds(
     labels: Sequence[int], groups: Sequence[str], kind: Literal["holdout", "kfold"] = "holdout",
     train: float = 0.7, val: float = 0.1, test: float = 0.2, k: int = 5, fold: int | None = None,
-    seed: int = 0,
+    repeats: int = 1, seed: int = 0,
 ) -> list[np.ndarray]:
     """The part (``train``/``val``/``test``) of every scan, one array per model to train.
 
     ``holdout``: one array, :func:`holdout` with the fractions ``train``/``val``/``test``.
     ``kfold``: one array per fold (every fold, or only ``fold``): that fold is ``test``, and
     ``val`` is a stratified fraction of the other folds' patients (seeded by ``seed + 1 +
-    fold``), the rest ``train``. The keyword names are those of a scenario's ``split``.
+    fold``), the rest ``train``. ``repeats`` (kfold only): the k-fold split is made that
+    many times, repeat ``r`` exactly as a single split of seed ``seed + r`` (so repeat 0 is
+    the split of ``repeats=1``); the arrays come in order repeat 0 fold 0 .. k - 1, repeat 1
+    fold 0 .., that is fold ``i`` of repeat ``r`` at ``r * k + i`` (with ``fold`` set: one
+    array per repeat). The keyword names are those of a scenario's ``split``.
 
     Example:
         >>> from collections import Counter
@@ -94,16 +98,22 @@ def split_folds(
         >>> parts = split_folds(labels, groups, "kfold", val=0.25, k=3, seed=0)
         >>> len(parts), [sorted(Counter(p.tolist()).items()) for p in parts][0]
         (3, [('test', 4), ('train', 6), ('val', 2)])
+        >>> len(split_folds(labels, groups, "kfold", val=0.25, k=3, repeats=2, seed=0))
+        6
     """
+    if repeats < 1 or (repeats > 1 and kind != "kfold"):
+        raise SplitError(f"repeats must be >= 1, and 1 unless kind='kfold'; received "
+                         f"repeats={repeats}, kind={kind!r}")
     if kind == "holdout":
         return [holdout(labels, groups, train, val, test, seed)]
-    folds = kfold(labels, groups, k, seed)
     out = []
-    for chosen in range(k) if fold is None else [fold]:
-        parts = np.where(folds == chosen, "test", "train").astype("<U5")
-        rest = np.flatnonzero(folds != chosen)
-        if val > 0:
-            parts[rest] = holdout([labels[i] for i in rest], [groups[i] for i in rest],
-                                  1 - val, val, 0.0, seed + 1 + chosen)
-        out.append(parts)
+    for repeat_seed in range(seed, seed + repeats):
+        folds = kfold(labels, groups, k, repeat_seed)
+        for chosen in range(k) if fold is None else [fold]:
+            parts = np.where(folds == chosen, "test", "train").astype("<U5")
+            rest = np.flatnonzero(folds != chosen)
+            if val > 0:
+                parts[rest] = holdout([labels[i] for i in rest], [groups[i] for i in rest],
+                                      1 - val, val, 0.0, repeat_seed + 1 + chosen)
+            out.append(parts)
     return out

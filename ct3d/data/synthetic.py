@@ -5,7 +5,11 @@ numpy: air around a body ellipse (skin fat over soft tissue), a patient table, t
 that taper towards apex and base, branching vessel and airway trees grown from the hila,
 the trachea, a segmented spine, ribs, sternum and heart, then slight in-plane smoothing
 and Gaussian scanner noise. Abnormal scans add COVID-19-like lesions: peripheral,
-multifocal ground-glass opacities and consolidations in both lungs, with a lesion mask.
+multifocal ground-glass opacities and consolidations in both lungs, with a lesion mask:
+either by ``difficulty`` (a few lesions of set sizes) or by MosMedData severity ``grade``
+(CT-1 to CT-4: the share of lung volume affected and the lesions' look follow the grade,
+see :mod:`ct3d.data.severity`). A ``varied`` scanner adds what real cohorts vary in: slice
+thickness, noise, reconstruction kernel, patient size, inspiration and field of view.
 
 Geometry follows MosMedData (``mosmed`` preset: 512x512 in-plane, ~0.7 mm pixels, 8 mm
 slices) or a small ``quick`` preset for tests and demos. Arrays are ``(x, y, slice)`` in
@@ -21,10 +25,11 @@ Example:
 
 from __future__ import annotations
 
+import csv
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import IntEnum
 from pathlib import Path
 from typing import TypeVar
@@ -33,6 +38,7 @@ import numpy as np
 from scipy import ndimage
 from tqdm import tqdm
 
+from ct3d.data.severity import CT23_SHARE_CT2, GRADES, cohort_grades, disease
 from ct3d.io import write_volume
 from ct3d.volume import Volume
 
@@ -41,7 +47,10 @@ __all__ = [
     "PRESETS",
     "Difficulty",
     "Phantom",
+    "MANIFEST",
+    "SCANNERS",
     "Preset",
+    "Scanner",
     "Tissue",
     "generate_cohort",
     "generate_scan",
@@ -94,6 +103,40 @@ class Difficulty:
     ggo_fraction: float
 
 
+@dataclass(frozen=True)
+class Scanner:
+    """How a cohort's scans vary besides anatomy and lesions; each range is drawn per scan.
+
+    Attributes:
+        slice_mm: slice thicknesses (equal to the slice spacing) and their chances.
+        noise_hu: range of the noise standard deviation.
+        blur_mm: range of the reconstruction kernel's in-plane blur (Gaussian sigma).
+        sharpen: range of a sharp kernel's edge enhancement (0: a soft kernel).
+        body_scale: range of the patient size, as a factor on the body's width and depth.
+        inspiration: range of the lung height factor; a deeper breath also darkens the lungs.
+        fov_pad: range of the field of view's width over the body's width.
+    """
+
+    slice_mm: tuple[tuple[float, float], ...]
+    noise_hu: tuple[float, float]
+    blur_mm: tuple[float, float]
+    sharpen: tuple[float, float]
+    body_scale: tuple[float, float]
+    inspiration: tuple[float, float]
+    fov_pad: tuple[float, float]
+
+
+SCANNERS: dict[str, Scanner | None] = {
+    "uniform": None,
+    "varied": Scanner(
+        slice_mm=((1.0, 0.04), (2.0, 0.04), (5.0, 0.12), (8.0, 0.7), (10.0, 0.1)),
+        noise_hu=(10.0, 45.0), blur_mm=(0.3, 1.2), sharpen=(0.0, 0.8),
+        body_scale=(0.85, 1.15), inspiration=(0.88, 1.08), fov_pad=(1.08, 1.5),
+    ),
+}
+"""``uniform``: the preset's own geometry, 15-25 HU noise, one kernel (the original
+phantoms); ``varied``: MosMedData-like variety (mostly 8 mm slices, 1-10 mm in all)."""
+
 PRESETS: dict[str, Preset] = {
     "mosmed": Preset(512, (36, 44), (0.62, 0.78), 8.0, min_vessel_mm=0.8, min_airway_mm=1.2),
     "quick": Preset(128, (28, 36), (2.48, 3.12), 10.0, min_vessel_mm=1.4, min_airway_mm=2.4),
@@ -136,12 +179,21 @@ class Phantom:
         mask: uint8 lesion mask (1 inside lesions), all zeros for normal scans.
         labels: uint8 ``Tissue`` label of every voxel.
         lungs: bool lung region (parenchyma and the vessels, airways, lesions within it).
+        grade: MosMedData severity grade of a graded phantom (``CT-0`` when normal), or ``""``
+            for one made by ``difficulty``.
     """
 
     volume: Volume
     mask: np.ndarray
     labels: np.ndarray
     lungs: np.ndarray
+    grade: str = ""
+
+    @property
+    def involvement(self) -> float:
+        """Share of the lung volume in lesions (lesion voxels in the lungs / lung voxels)."""
+        return float(np.count_nonzero(self.mask.astype(bool) & self.lungs)
+                     / max(np.count_nonzero(self.lungs), 1))
 
 
 @dataclass(frozen=True)
@@ -594,8 +646,10 @@ def _lesion_centre(
     lungs: np.ndarray,
     side: int,
     radius: float,
+    dependent: bool = False,
 ) -> np.ndarray | None:
-    """A subpleural point of one lung, favouring its lateral, posterior and lower parts.
+    """A subpleural point of one lung, favouring its lateral, posterior and lower parts
+    (``dependent``: only its posterior half, and lower still).
 
     A ray from the lung's axis finds the pleura; the point lies a fraction of the
     lesion radius inside it.
@@ -604,9 +658,10 @@ def _lesion_centre(
     base, height = anat.lung_span(side)
     steps = np.arange(0.0, 1.5 * max(a, b), 0.5 * grid.spacing[0])
     for _ in range(50):
-        angle = rng.uniform(-0.65, 0.65) * np.pi
+        angle = rng.uniform(-0.65, 0.0 if dependent else 0.65) * np.pi
         ray = np.array([side * np.cos(angle), np.sin(angle), 0.0])
-        origin = np.array([cx, cy, base + rng.beta(2.0, 2.5) * height])
+        up = rng.beta(1.3, 3.0) if dependent else rng.beta(2.0, 2.5)
+        origin = np.array([cx, cy, base + up * height])
         hits = np.flatnonzero(grid.contains(lungs, origin + steps[:, None] * ray))
         depth = rng.uniform(0.2, 0.7) * radius + 2.0
         if hits.size and steps[hits[-1]] > depth:
@@ -646,6 +701,41 @@ def _draw_lesions(
         if centre is not None:
             lesions.append(_draw_lesion(rng, centre, radius, difficulty))
     return lesions
+
+
+def _foci(
+    rng: np.random.Generator, grid: _Grid, anat: _Anatomy, lungs: np.ndarray, grade: str
+) -> np.ndarray:
+    """Voxel coordinates (n, 3) where a graded disease starts: subpleural, alternating
+    between the lungs, in the dependent (posterior, basal) lung as often as the grade says."""
+    g = GRADES[grade]
+    first = rng.choice([1, -1])
+    foci = []
+    for i in range(int(rng.integers(g.foci[0], g.foci[1], endpoint=True))):
+        dependent = bool(rng.uniform() < g.dependent)
+        centre = _lesion_centre(rng, grid, anat, lungs, first * (-1) ** i,
+                                rng.uniform(*g.focus_mm), dependent)
+        if centre is not None:
+            foci.append((centre - grid.origin) / np.array(grid.spacing))
+    return np.array(foci, dtype=np.float64).reshape(-1, 3)
+
+
+def _paint_disease(
+    rng: np.random.Generator, grid: _Grid, anat: _Anatomy, grade: str,
+    labels: np.ndarray, hu: np.ndarray, lungs: np.ndarray,
+) -> np.ndarray:
+    """Lesions of a severity grade over lung parenchyma; return the uint8 lesion mask."""
+    found = disease(rng, lungs, grid.spacing, _foci(rng, grid, anat, lungs, grade), grade)
+    inside = np.flatnonzero(lungs)[found.lesion]
+    mask = np.zeros(grid.shape, np.uint8)
+    mask.flat[inside] = 1
+    parenchyma = labels.flat[inside] == Tissue.LUNG
+    where = inside[parenchyma]
+    kind = np.where(found.consolidation[found.lesion][parenchyma], Tissue.CONSOLIDATION,
+                    Tissue.GGO)
+    labels.flat[where] = kind.astype(np.uint8)
+    hu.flat[where] = found.hu[found.lesion][parenchyma]
+    return mask
 
 
 def _lesion_field(grid: _Grid, lesion: _Lesion) -> tuple[Box, np.ndarray] | None:
@@ -722,35 +812,91 @@ def _label_map(
     return labels
 
 
-def _finish(rng: np.random.Generator, grid: _Grid, anat: _Anatomy, hu: np.ndarray) -> np.ndarray:
-    """Slight in-plane smoothing, scanner noise, rounding to whole HU."""
-    sigma = max(0.5 / grid.spacing[0], 0.4)
+@dataclass(frozen=True)
+class _Kernel:
+    """A scan's reconstruction: in-plane blur, edge enhancement, noise."""
+
+    blur_mm: float = 0.5
+    sharpen: float = 0.0
+    noise_hu: float = 20.0
+
+
+def _finish(rng: np.random.Generator, grid: _Grid, kernel: _Kernel, hu: np.ndarray
+            ) -> np.ndarray:
+    """In-plane smoothing (and edge enhancement), scanner noise, rounding to whole HU."""
+    sigma = max(kernel.blur_mm / grid.spacing[0], 0.4)
     out = ndimage.gaussian_filter(hu, (sigma, sigma, 0), truncate=3.0)
-    out += anat.noise_hu * rng.standard_normal(grid.shape, dtype=np.float32)
+    if kernel.sharpen > 0:
+        out += kernel.sharpen * (out - ndimage.gaussian_filter(out, (2 * sigma, 2 * sigma, 0)))
+    out += kernel.noise_hu * rng.standard_normal(grid.shape, dtype=np.float32)
     np.rint(out, out=out)
     return np.clip(out, *_HU_RANGE, out=out)
 
 
+def _varied(
+    rng: np.random.Generator, preset: Preset, anat: _Anatomy, scanner: Scanner
+) -> tuple[_Grid, _Anatomy, _Kernel]:
+    """A scan's grid, anatomy (resized, breath held deeper or not) and kernel, drawn from
+    ``scanner``'s ranges; the slices cover what the preset's slices cover."""
+    thickness, chance = np.array(scanner.slice_mm).T
+    slice_mm = float(rng.choice(thickness, p=chance / chance.sum()))
+    coverage = rng.uniform(*preset.depth) * preset.slice_mm
+    scale, breath = rng.uniform(*scanner.body_scale), rng.uniform(*scanner.inspiration)
+    lut = anat.lut.copy()
+    lut[Tissue.LUNG] -= 250.0 * (breath - 1.0)
+    anat = replace(anat, body=(anat.body[0] * scale, anat.body[1] * scale),
+                   fat=anat.fat * scale, wall=anat.wall * scale,
+                   lung_height=anat.lung_height * breath, rib_pitch=anat.rib_pitch * breath,
+                   lut=lut)
+    pixel = 2 * (anat.body[0] + abs(anat.centre[0])) * rng.uniform(*scanner.fov_pad) / preset.size
+    grid = _Grid((preset.size, preset.size, max(8, round(coverage / slice_mm))),
+                 (pixel, pixel, slice_mm))
+    kernel = _Kernel(rng.uniform(*scanner.blur_mm), rng.uniform(*scanner.sharpen),
+                     rng.uniform(*scanner.noise_hu))
+    return grid, anat, kernel
+
+
 def render_phantom(
-    seed: Seed, abnormal: bool, preset: str = "quick", difficulty: str = "moderate"
+    seed: Seed, abnormal: bool, preset: str = "quick", difficulty: str = "moderate",
+    grade: str | None = None, scanner: str = "uniform",
 ) -> Phantom:
     """Render one phantom with its ground truth (tissue labels, lungs, lesion mask).
 
-    Anatomy, lesions and noise come from separate streams of ``seed``, so the normal
-    and abnormal scans of one seed differ only by the lesions.
+    Anatomy, lesions, noise and scanner come from separate streams of ``seed``, so the
+    normal and abnormal scans of one seed differ only by the lesions.
+
+    Args:
+        seed: an int, or ints such as ``(cohort_seed, index)``.
+        abnormal: add lesions.
+        preset: geometry, a key of ``PRESETS``.
+        difficulty: lesion settings (a key of ``DIFFICULTIES``) when ``grade`` is None.
+        grade: MosMedData severity grade of the lesions, ``CT-1`` to ``CT-4`` (a key of
+            :data:`ct3d.data.severity.GRADES`): the lesions cover a share of the lungs drawn
+            from the grade's range, and look as the grade says.
+        scanner: ``uniform`` (the preset's fixed geometry) or ``varied`` (``SCANNERS``).
 
     Example:
         >>> p = render_phantom(3, abnormal=True)
         >>> bool(((p.mask == 1) <= p.lungs).all())
         True
+        >>> p = render_phantom(3, abnormal=True, grade="CT-2", scanner="varied")
+        >>> p.grade, 0.25 < p.involvement <= 0.5
+        ('CT-2', True)
     """
     geometry = _lookup(PRESETS, preset, "preset")
     setting = _lookup(DIFFICULTIES, difficulty, "difficulty")
-    anatomy_rng, lesion_rng, noise_rng = (
-        np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3)
+    variety = _lookup(SCANNERS, scanner, "scanner")
+    if grade is not None:
+        _lookup(GRADES, grade, "severity grade")
+    anatomy_rng, lesion_rng, noise_rng, scanner_rng = (
+        np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(4)
     )
-    grid = _draw_grid(anatomy_rng, geometry)
-    anat = _draw_anatomy(anatomy_rng)
+    if variety is None:
+        grid = _draw_grid(anatomy_rng, geometry)
+        anat = _draw_anatomy(anatomy_rng)
+        kernel = _Kernel(noise_hu=anat.noise_hu)
+    else:
+        grid, anat, kernel = _varied(scanner_rng, geometry, _draw_anatomy(anatomy_rng), variety)
     cortical, trabecular = _spine(grid, anat)
     cortical |= _ribs(grid, anat) | _sternum(grid, anat)
     bone = cortical | trabecular
@@ -761,16 +907,22 @@ def render_phantom(
     labels = _label_map(grid, anat, lungs, (cortical, trabecular), vessels, airway)
     hu = anat.lut[labels]
     hu += np.where(labels == Tissue.LUNG, _dependent_gradient(grid, anat)[:, :, None], 0)
-    lesions = _draw_lesions(lesion_rng, grid, anat, lungs, setting) if abnormal else []
-    mask = _paint_lesions(grid, lesions, labels, hu, lungs)
+    if abnormal and grade is not None:
+        mask = _paint_disease(lesion_rng, grid, anat, grade, labels, hu, lungs)
+    else:
+        lesions = _draw_lesions(lesion_rng, grid, anat, lungs, setting) if abnormal else []
+        mask = _paint_lesions(grid, lesions, labels, hu, lungs)
     kind = "abnormal" if abnormal else "normal"
-    source = f"synthetic:{preset}:{difficulty}:{kind}:seed={seed}"
-    volume = Volume(_finish(noise_rng, grid, anat, hu), grid.spacing, grid.affine, source)
-    return Phantom(volume, mask, labels, lungs)
+    lesion_kind = difficulty if grade is None else grade
+    source = f"synthetic:{preset}:{lesion_kind}:{scanner}:{kind}:seed={seed}"
+    volume = Volume(_finish(noise_rng, grid, kernel, hu), grid.spacing, grid.affine, source)
+    shown = "" if grade is None else grade if abnormal else "CT-0"
+    return Phantom(volume, mask, labels, lungs, shown)
 
 
 def generate_scan(
-    seed: Seed, abnormal: bool, preset: str = "quick", difficulty: str = "moderate"
+    seed: Seed, abnormal: bool, preset: str = "quick", difficulty: str = "moderate",
+    grade: str | None = None, scanner: str = "uniform",
 ) -> tuple[Volume, np.ndarray]:
     """Generate one synthetic chest CT and its lesion mask.
 
@@ -778,7 +930,9 @@ def generate_scan(
         seed: an int, or ints such as ``(cohort_seed, index)``; equal seeds give equal scans.
         abnormal: add COVID-like lesions (the mask is all zeros otherwise).
         preset: geometry, a key of ``PRESETS`` (``"quick"`` or ``"mosmed"``).
-        difficulty: lesion settings, a key of ``DIFFICULTIES``.
+        difficulty: lesion settings, a key of ``DIFFICULTIES`` (when ``grade`` is None).
+        grade: MosMedData severity grade of the lesions, ``CT-1`` to ``CT-4``.
+        scanner: ``uniform`` or ``varied`` (a key of ``SCANNERS``).
 
     Returns:
         The scan (float32 HU with integer values, RAS+ affine) and a uint8 mask of the
@@ -789,8 +943,14 @@ def generate_scan(
         >>> volume.spacing[2], int(mask.sum())
         (10.0, 0)
     """
-    phantom = render_phantom(seed, abnormal, preset, difficulty)
+    phantom = render_phantom(seed, abnormal, preset, difficulty, grade, scanner)
     return phantom.volume, phantom.mask
+
+
+MANIFEST = "manifest.csv"
+"""The cohort's table of scans, written beside the class folders (usable as a manifest
+data source: its ``path`` and ``label`` columns are what ``data.source: manifest`` reads)."""
+_COLUMNS = ("path", "label", "grade", "involvement", "slice_mm", "pixel_mm", "slices")
 
 
 @dataclass(frozen=True)
@@ -800,26 +960,59 @@ class _Study:
     abnormal: bool
     preset: str
     difficulty: str
+    grade: str | None
+    scanner: str
 
 
-def _write_study(study: _Study) -> Path:
-    """Generate one scan; write its mask, then the scan (so a scan always has its mask)."""
-    volume, mask = generate_scan(study.seed, study.abnormal, study.preset, study.difficulty)
+def _write_study(study: _Study) -> dict[str, str]:
+    """Generate one scan; write its mask, then the scan (so a scan always has its mask).
+    Returns its manifest row (the path relative to the cohort folder)."""
+    phantom = render_phantom(study.seed, study.abnormal, study.preset, study.difficulty,
+                             study.grade, study.scanner)
+    volume = phantom.volume
     mask_path = study.path.with_name(study.path.name.replace(".nii.gz", "_mask.nii.gz"))
-    write_volume(volume.replace(array=mask), mask_path, dtype=np.uint8)
+    write_volume(volume.replace(array=phantom.mask), mask_path, dtype=np.uint8)
     write_volume(volume, study.path, dtype=np.int16)
-    return study.path
+    grade = phantom.grade or ("CT-0" if not study.abnormal else "")
+    return {"path": f"{study.path.parent.name}/{study.path.name}",
+            "label": study.path.parent.name, "grade": grade,
+            "involvement": f"{phantom.involvement:.6f}",
+            "slice_mm": f"{volume.spacing[2]:g}", "pixel_mm": f"{volume.spacing[0]:.4f}",
+            "slices": str(volume.shape[2])}
+
+
+def _grades(seed: int, severity: str | None, normal: int, abnormal: int
+            ) -> list[tuple[str, str | None]]:
+    """(folder, grade) of every scan: CT-0 first, then each abnormal folder in grade order.
+    ``CT-23`` draws CT-2 or CT-3 per scan in MosMedData's proportions."""
+    if severity is None:
+        return [("CT-0", None)] * normal + [("CT-23", None)] * abnormal
+    if severity == "CT-23":
+        draw = np.random.default_rng([seed, 23]).uniform(size=abnormal)
+        return [("CT-0", "CT-0")] * normal + [
+            ("CT-23", "CT-2" if u < CT23_SHARE_CT2 else "CT-3") for u in draw]
+    return [("CT-0", "CT-0")] * normal + [
+        (g, g) for g in cohort_grades(severity) for _ in range(abnormal)]
 
 
 def _plan(
-    out: Path, normal: int, abnormal: int, seed: int, preset: str, difficulty: str
+    out: Path, normal: int, abnormal: int, seed: int, preset: str, difficulty: str,
+    severity: str | None = None, scanner: str = "uniform",
 ) -> list[_Study]:
     studies = []
-    for i in range(normal + abnormal):
-        folder = out / ("CT-0" if i < normal else "CT-23")
-        path = folder / f"study_{i + 1:04d}.nii.gz"
-        studies.append(_Study(path, (seed, i), i >= normal, preset, difficulty))
+    for i, (folder, grade) in enumerate(_grades(seed, severity, normal, abnormal)):
+        path = out / folder / f"study_{i + 1:04d}.nii.gz"
+        sick = folder != "CT-0"
+        studies.append(_Study(path, (seed, i), sick, preset, difficulty,
+                              grade if sick else None, scanner))
     return studies
+
+
+def _write_manifest(path: Path, rows: list[dict[str, str]]) -> None:
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, _COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def _check_count(name: str, value: int) -> None:
@@ -836,6 +1029,8 @@ def generate_cohort(
     difficulty: str = "moderate",
     workers: int = 1,
     progress: bool = True,
+    severity: str | None = None,
+    scanner: str = "uniform",
 ) -> list[Path]:
     """Write a MosMedData-like cohort of synthetic scans with lesion masks.
 
@@ -843,7 +1038,13 @@ def generate_cohort(
     ``OUT/CT-23/`` with numbering continuing after the normal ones; each scan's mask is
     written beside it as ``study_XXXX_mask.nii.gz``. Scan ``i`` (0-based, in that
     order) is ``generate_scan((seed, i), ...)``, so files are identical for any
-    ``workers``.
+    ``workers``. ``OUT/manifest.csv`` lists every scan with its grade, its measured
+    involvement (lesion share of the lung volume) and its geometry.
+
+    With a ``severity``, abnormal scans are graded as MosMedData grades them: ``CT-1`` …
+    ``CT-4`` write ``CT-0/`` and that grade's folder; ``CT-23`` writes ``CT-0/`` and
+    ``CT-23/`` (each scan CT-2 or CT-3, in MosMedData's proportions 125:45); ``all`` writes
+    ``CT-0/`` to ``CT-4/`` with ``abnormal`` scans in each abnormal grade.
 
     Args:
         out: output folder (created if missing).
@@ -851,9 +1052,11 @@ def generate_cohort(
         abnormal: number of scans with lesions.
         seed: cohort seed.
         preset: geometry, a key of ``PRESETS``.
-        difficulty: lesion settings, a key of ``DIFFICULTIES``.
+        difficulty: lesion settings, a key of ``DIFFICULTIES`` (without ``severity``).
         workers: processes; more than 1 uses a process pool.
         progress: show a tqdm progress bar.
+        severity: MosMedData grade(s) of the abnormal scans (see above), or None.
+        scanner: ``uniform`` or ``varied`` scanners (a key of ``SCANNERS``).
 
     Returns:
         The scan paths (not the masks), normal ones first.
@@ -869,19 +1072,26 @@ def generate_cohort(
     _check_count("abnormal", abnormal)
     _lookup(PRESETS, preset, "preset")
     _lookup(DIFFICULTIES, difficulty, "difficulty")
+    _lookup(SCANNERS, scanner, "scanner")
+    if severity is not None:
+        cohort_grades(severity)
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
-    studies = _plan(Path(out), normal, abnormal, seed, preset, difficulty)
+    studies = _plan(Path(out), normal, abnormal, seed, preset, difficulty, severity, scanner)
     for folder in {study.path.parent for study in studies}:
         folder.mkdir(parents=True, exist_ok=True)
     bar = tqdm(total=len(studies), disable=not progress, desc="synth", unit="scan")
     with bar:
         if workers == 1:
-            return [_tick(bar, _write_study(study)) for study in studies]
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            return [_tick(bar, path) for path in pool.map(_write_study, studies)]
+            rows = [_tick(bar, _write_study(study)) for study in studies]
+        else:
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                rows = [_tick(bar, row) for row in pool.map(_write_study, studies)]
+    if studies:
+        _write_manifest(Path(out) / MANIFEST, rows)
+    return [study.path for study in studies]
 
 
-def _tick(bar: tqdm, path: Path) -> Path:
+def _tick(bar: tqdm, row: dict[str, str]) -> dict[str, str]:
     bar.update()
-    return path
+    return row

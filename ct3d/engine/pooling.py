@@ -17,7 +17,12 @@ from typing import Any
 import numpy as np
 
 from ct3d.engine.parts import FoldResult
-from ct3d.evaluate import decision_threshold, evaluate_predictions, summarize_folds
+from ct3d.evaluate import (
+    decision_threshold,
+    evaluate_predictions,
+    summarize_folds,
+    summarize_repeats,
+)
 from ct3d.scenario import Scenario
 
 __all__ = ["best_epoch", "fold_metrics", "write_metrics"]
@@ -64,32 +69,47 @@ def write_metrics(
     skipped: dict[str, str],
 ) -> dict[str, Any]:
     """``metrics.json`` and ``predictions.csv`` of one model, or of k folds (pooled out of
-    fold by :func:`~ct3d.evaluate.summarize_folds`); returns the metrics."""
+    fold by :func:`~ct3d.evaluate.summarize_folds`), or of k folds repeated
+    ``split.repeats`` times (:func:`~ct3d.evaluate.summarize_repeats`: the mean over the
+    repeats); returns the metrics."""
     per_fold = [fold_metrics(scenario, result, classes) for result in results]
+    repeats = scenario.split.repeats
     if len(results) == 1:
         metrics = per_fold[0]
-    else:
+    elif repeats == 1:
         tested = [r.data["test"] for r in results if "test" in r.data]
         metrics = summarize_folds(per_fold, [p.labels for p in tested],
                                   [r.probs["test"] for r in results if "test" in r.data],
                                   classes, scenario.evaluate.n_boot, scenario.seed)
+    else:
+        per = len(results) // repeats  # the models come repeat by repeat, as many each
+        groups = [[r for r in results[i * per:(i + 1) * per] if "test" in r.data]
+                  for i in range(repeats)]
+        metrics = summarize_repeats(
+            per_fold, [[s for r in g for s in r.data["test"].sources] for g in groups],
+            [np.concatenate([r.data["test"].labels for r in g]) for g in groups],
+            [np.concatenate([r.probs["test"] for r in g]) for g in groups],
+            classes, scenario.evaluate.n_boot, scenario.seed)
     metrics = {"scenario": scenario.name, "classes": classes, **metrics, "seed": scenario.seed,
                "skipped": skipped}
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    _write_predictions(run_dir / "predictions.csv", results, classes)
+    _write_predictions(run_dir / "predictions.csv", results, classes, repeats)
     return metrics
 
 
-def _write_predictions(path: Path, results: list[FoldResult], classes: list[str]) -> None:
-    """One row per scan and model: scan, label, probability (or ``p_<class>``), fold, part."""
+def _write_predictions(path: Path, results: list[FoldResult], classes: list[str],
+                       repeats: int) -> None:
+    """One row per scan and model: scan, label, probability (or ``p_<class>``), fold (the
+    model's number, as in ``fold<i>/``), repeat, part."""
     prob_cols = ["probability"] if len(classes) == 2 else [f"p_{c}" for c in classes]
+    per_repeat = len(results) // repeats
     with path.open("w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["scan", "label", *prob_cols, "fold", "part"])
+        w.writerow(["scan", "label", *prob_cols, "fold", "repeat", "part"])
         for fold, result in enumerate(results):
             for name, part in result.data.items():
                 for source, label, prob in zip(part.sources, part.labels, result.probs[name],
                                                strict=True):
                     w.writerow([source, int(label),
                                 *(f"{p:.6f}" for p in np.atleast_1d(prob).tolist()), fold,
-                                name])
+                                fold // per_repeat, name])

@@ -4,9 +4,11 @@ check (the scenario, then the run folder; TensorFlow not yet imported) -> data (
 synthetic cohort generated when asked) -> split by patient -> cache of preprocessed scans
 -> the model's smallest input against the scans' shape -> run folder -> one fit per model
 (:mod:`ct3d.engine.fit`) -> metrics (:mod:`ct3d.engine.pooling`). A ``kfold`` split trains
-one model per fold (``fold<i>/``) and evaluates every scan once, out of fold. An interrupted
-run continues from its last completed epoch with ``run(resume=RUN_DIR)``, with the same
-result as an uninterrupted one on CPU.
+one model per fold (``fold<i>/``) and evaluates every scan once, out of fold; with
+``split.repeats`` R > 1 it does so R times (fold i of repeat r in ``fold<r*k+i>/``; with
+``split.fold`` set, only that fold of each repeat, in ``fold<r>/``). An interrupted run
+continues from its last completed epoch with ``run(resume=RUN_DIR)``, with the same result
+as an uninterrupted one on CPU.
 
 The same code trains on one device, on several (``train.strategy``: ``mirrored``) and on
 several hosts (``multi_worker``, :mod:`ct3d.engine.devices`). Only the chief worker writes

@@ -9,9 +9,11 @@ these functions; each returns plain data, a pandas DataFrame, HTML text or a Mat
 - ``runs``: :func:`read_run` reads a run folder (metrics, histories, split, predictions),
   :func:`read_reports` a grid's report folders, and picks the scans to show;
 - ``tables``: DataFrames of one run (split counts, metrics with 95% intervals, fold spread,
-  confusion matrices) and :func:`to_html`, the report's HTML for any of them;
+  confusion matrices), :func:`paired_table` of run comparisons, and :func:`to_html`, the
+  report's HTML for any of them;
 - ``compare``: the grid beside the thesis' Tables 4.1-4.3, and the held-out test table;
-- ``text``: :func:`format_table`, the plain-text metrics table the CLI prints;
+- ``text``: :func:`format_table`, the plain-text metrics table the CLI prints, and
+  :func:`format_comparison`, the paired comparison ``ct3d compare`` prints;
 - ``figures``: training curves, time per epoch, confusion matrices, ROC, calibration;
 - ``images``: sample scan slices, Grad-CAM heat maps overlaid on their hottest slice.
 
@@ -62,10 +64,11 @@ from ct3d.report.tables import (
     confusion_table,
     fold_spread_table,
     metrics_table,
+    paired_table,
     split_counts,
     to_html,
 )
-from ct3d.report.text import describe_evaluation, format_table
+from ct3d.report.text import describe_evaluation, format_comparison, format_table
 
 __all__ = [
     "CURVES",
@@ -84,12 +87,14 @@ __all__ = [
     "describe_evaluation",
     "export_html",
     "fold_spread_table",
+    "format_comparison",
     "format_table",
     "gradcam_figure",
     "held_out_scans",
     "held_out_table",
     "metrics_table",
     "notebooks_dir",
+    "paired_table",
     "python_kernel",
     "read_reports",
     "read_run",

@@ -165,7 +165,8 @@ def _part_title(name: str, metrics: Mapping[str, Any]) -> str:
 
 
 def roc_figure(metrics: Mapping[str, Any]) -> Figure:
-    """The ROC curve of the evaluated part, with its AUC and 95% interval in the legend.
+    """The ROC curve of the evaluated part, with its AUC and 95% interval in the legend
+    (repeated k-fold: repeat 0's curve and AUC, and the mean AUC over the repeats).
 
     Multi-class metrics, or a part with one class only, have no ROC curve: the figure then
     says so.
@@ -183,9 +184,12 @@ def roc_figure(metrics: Mapping[str, Any]) -> Figure:
                            "the evaluated scans.")
     fig = Figure(figsize=(4.5, 4.5))
     ax = fig.subplots()
-    bounds = ci_interval(metrics, "auc")
-    ax.plot(roc["fpr"], roc["tpr"], marker=".",
-            label=f"AUC {format_cell(metrics['auc'])} {format_cell(bounds)}")
+    label = f"AUC {format_cell(metrics['auc'])} {format_cell(ci_interval(metrics, 'auc'))}"
+    if "roc" in metrics.get("from_repeat_0", []):
+        repeats = metrics["repeats"]
+        label = (f"repeat 0, AUC {format_cell(repeats[0]['auc'])}\n"
+                 f"mean of {len(repeats)} repeats: {label}")
+    ax.plot(roc["fpr"], roc["tpr"], marker=".", label=label)
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="chance")
     ax.set(xlabel="false positive rate (1 - specificity)",
            ylabel="true positive rate (sensitivity)", title=_part_title("ROC", metrics),

@@ -77,8 +77,9 @@ def read_run(run_dir: str | os.PathLike[str]) -> Run:
     """Everything a report shows of the run folder ``run_dir``.
 
     ``split.csv`` keeps its columns as text but ``label`` (an int); ``skipped`` is ``""``
-    for a scan that was used. ``predictions.csv`` has ``label`` and ``fold`` as ints and
-    the probabilities as floats.
+    for a scan that was used. ``predictions.csv`` has ``label``, ``fold`` (the model, as in
+    ``fold<i>/``) and ``repeat`` (of a repeated k-fold run; 0 otherwise) as ints and the
+    probabilities as floats.
 
     Example::
 

@@ -25,7 +25,8 @@ import pandas as pd
 from ct3d.evaluate import METRIC_KEYS, MULTICLASS_KEYS
 
 __all__ = ["PARTS", "ci_interval", "confusion_matrices", "confusion_table", "fold_spread_table",
-           "format_cell", "metrics_table", "row_normalized", "split_counts", "to_html"]
+           "format_cell", "metrics_table", "paired_table", "row_normalized", "split_counts",
+           "to_html"]
 
 PARTS = ("train", "val", "test")
 """The parts of a split, in the order tables list them."""
@@ -133,12 +134,19 @@ def ci_interval(metrics: Mapping[str, Any], key: str) -> tuple[float, float] | N
     return (bounds[0], bounds[1]) if bounds else None
 
 
+def _pooled_label(metrics: Mapping[str, Any]) -> str:
+    """``out of fold``, or ``out of fold (mean of R repeats)`` for a repeated k-fold run."""
+    repeats = len(metrics.get("repeats") or [])
+    return f"out of fold (mean of {repeats} repeats)" if repeats > 1 else "out of fold"
+
+
 def metrics_table(metrics: Mapping[str, Any]) -> pd.DataFrame:
     """``n`` and the metrics (rows) of each part, with the evaluated part's 95% intervals.
 
     Columns: every part of a holdout run; for a k-fold run each fold's evaluated part and
-    the pooled ``out of fold`` metrics. The last column, ``95% CI (<evaluated part>)``,
-    holds the bootstrap intervals (``recall``'s is the sensitivity's).
+    the pooled ``out of fold`` metrics (repeated k-fold: ``out of fold (mean of R
+    repeats)``). The last column, ``95% CI (<evaluated part>)``, holds the bootstrap
+    intervals (``recall``'s is the sensitivity's).
 
     Example:
         >>> from ct3d.evaluate import evaluate_predictions
@@ -149,7 +157,7 @@ def metrics_table(metrics: Mapping[str, Any]) -> pd.DataFrame:
     """
     folds = metrics.get("folds", [])
     columns = ({f"fold {i} {f['evaluated_on']}": f for i, f in enumerate(folds)}
-               | {"out of fold": metrics}) if folds else metrics["parts"]
+               | {_pooled_label(metrics): metrics}) if folds else metrics["parts"]
     keys = _metric_keys(metrics)
     table = pd.DataFrame({name: [m.get(k) for k in ("n", *keys)] for name, m in columns.items()},
                          index=pd.Index(["n", *keys], name="metric"), dtype=object)
@@ -203,8 +211,9 @@ def confusion_table(
 def confusion_matrices(metrics: Mapping[str, Any]) -> dict[str, list[list[int]]]:
     """The confusion matrices a report shows, by title: the training part and the evaluated one.
 
-    k-fold runs: ``train (summed over folds)`` and ``test (out of fold)``; holdout runs:
-    ``train`` (when the metrics have it) and the evaluated part.
+    k-fold runs: ``train (summed over folds)`` and ``test (out of fold)`` (repeated k-fold:
+    ``test (out of fold, repeat 0)``); holdout runs: ``train`` (when the metrics have it) and
+    the evaluated part.
 
     Example:
         >>> m = {"evaluated_on": "test", "confusion_matrix": [[2, 0], [1, 1]],
@@ -215,8 +224,29 @@ def confusion_matrices(metrics: Mapping[str, Any]) -> dict[str, list[list[int]]]
     folds = metrics.get("folds")
     if folds:
         train = np.sum([f["parts"]["train"]["confusion_matrix"] for f in folds], axis=0)
+        test = "confusion_matrix" in metrics.get("from_repeat_0", [])
         return {"train (summed over folds)": train.tolist(),
-                "test (out of fold)": metrics["confusion_matrix"]}
+                f"test (out of fold{', repeat 0' if test else ''})": metrics["confusion_matrix"]}
     shown = {str(metrics.get("evaluated_on", "evaluated")): metrics["confusion_matrix"]}
     train = metrics.get("parts", {}).get("train")
     return {"train": train["confusion_matrix"], **shown} if train else shown
+
+
+def paired_table(comparisons: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """Paired AUC comparisons (from :func:`ct3d.paired.compare_runs`), one row each.
+
+    Rows ``B vs A`` by run folder name; columns ``AUC A``, ``AUC B``, ``ΔAUC`` (B - A),
+    ``95% CI`` of ΔAUC (a ``(low, high)`` interval) and ``p`` (two-sided, paired bootstrap).
+
+    Example:
+        >>> c = {"runs": {"a": {"folder": "base"}, "b": {"folder": "crop"}}, "auc_a": 0.71,
+        ...      "auc_b": 0.78, "difference": 0.07, "ci": [0.01, 0.13], "p_value": 0.03}
+        >>> paired_table([c]).loc["crop vs base"].tolist()
+        [0.71, 0.78, 0.07, (0.01, 0.13), 0.03]
+    """
+    names = [f"{c['runs']['b']['folder']} vs {c['runs']['a']['folder']}" for c in comparisons]
+    return pd.DataFrame(
+        [[c["auc_a"], c["auc_b"], c["difference"], tuple(c["ci"]), c["p_value"]]
+         for c in comparisons],
+        index=pd.Index(names, name="comparison"),
+        columns=["AUC A", "AUC B", "ΔAUC", "95% CI", "p"], dtype=object)

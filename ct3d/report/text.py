@@ -1,4 +1,5 @@
-"""Plain-text summaries of a run: the metrics table the CLI prints, and what was evaluated.
+"""Plain-text summaries of a run: the metrics table the CLI prints, what was evaluated, and
+the paired comparison of two runs that ``ct3d compare`` prints.
 
 Example:
     >>> from ct3d.evaluate import binary_metrics
@@ -14,7 +15,7 @@ from typing import Any
 
 from ct3d.evaluate import METRIC_KEYS, MULTICLASS_KEYS
 
-__all__ = ["AUC_NOTE", "describe_evaluation", "format_table"]
+__all__ = ["AUC_NOTE", "describe_evaluation", "format_comparison", "format_table"]
 
 
 AUC_NOTE = "auc: exact ROC-AUC of the predicted probabilities (the epoch log shows an estimate)"
@@ -22,17 +23,19 @@ AUC_NOTE = "auc: exact ROC-AUC of the predicted probabilities (the epoch log sho
 
 
 def _cell(value: Any, col: str) -> str:
-    """One right-aligned table cell: ``-`` for None, counts as ints, metrics to 4 decimals."""
+    """One right-aligned table cell, 12 characters or the column name's length + 1: ``-`` for
+    None, counts as ints, metrics to 4 decimals."""
+    width = max(12, len(col) + 1)
     if value is None:
-        return f"{'-':>12}"
-    return f"{value:>12}" if col == "n" else f"{value:>12.4f}"
+        return f"{'-':>{width}}"
+    return f"{value:>{width}}" if col == "n" else f"{value:>{width}.4f}"
 
 
 def _rows(by_part: dict[str, dict[str, Any]], cols: Sequence[str]) -> list[str]:
     """Header and one line per part of a table with columns ``n`` and ``cols``."""
     cols = ("n", *cols)
     width = max(7, *(len(part) + 1 for part in by_part))
-    lines = [f"{'part':<{width}}" + "".join(f"{c:>12}" for c in cols)]
+    lines = [f"{'part':<{width}}" + "".join(f"{c:>{max(12, len(c) + 1)}}" for c in cols)]
     for part, m in by_part.items():
         lines.append(f"{part:<{width}}" + "".join(_cell(m[c], c) for c in cols))
     return lines
@@ -83,5 +86,45 @@ def describe_evaluation(metrics: Mapping[str, Any]) -> str:
         'evaluated on: out-of-fold (n = 60), decision threshold 0.500, 5 model(s)'
     """
     models = len(metrics.get("folds", [])) or 1
+    repeats = len(metrics.get("repeats") or [])
+    mean = (f"; mean of {repeats} repeats (nested values such as the confusion matrix: "
+            f"repeat 0)") if repeats > 1 else ""
     return (f"evaluated on: {metrics['evaluated_on']} (n = {metrics['n']}), "
-            f"decision threshold {metrics.get('threshold', 0.5):.3f}, {models} model(s)")
+            f"decision threshold {metrics.get('threshold', 0.5):.3f}, {models} model(s){mean}")
+
+
+def format_comparison(comparison: Mapping[str, Any]) -> str:
+    """The paired comparison of two runs (:func:`ct3d.paired.compare_runs`) as plain text:
+    who A and B are, then AUC and accuracy of each, B - A, its 95% interval and p-value.
+
+    Example:
+        >>> c = {"runs": {"a": {"scenario": "s", "folder": "base"},
+        ...               "b": {"scenario": "s", "folder": "crop"}},
+        ...      "n": 40, "repeats": 1, "n_boot": 2000, "auc_a": 0.71, "auc_b": 0.78,
+        ...      "difference": 0.07, "ci": [0.01, 0.13], "p_value": 0.03,
+        ...      "accuracy": {"a": 0.65, "b": 0.7, "difference": 0.05, "ci": [-0.05, 0.15],
+        ...                   "p_value": 0.41}}
+        >>> print(format_comparison(c))
+        A: base (scenario s)
+        B: crop (scenario s)
+        paired on 40 scans, 1 repeat(s), 2000 bootstrap resamples of the scans
+        metric           A         B     B - A  95% CI of B - A           p
+        auc         0.7100    0.7800   +0.0700  [+0.0100, +0.1300]   0.0300
+        accuracy    0.6500    0.7000   +0.0500  [-0.0500, +0.1500]   0.4100
+    """
+    runs = comparison["runs"]
+    lines = [f"{side.upper()}: {runs[side]['folder']} (scenario {runs[side]['scenario']})"
+             for side in ("a", "b")]
+    lines.append(f"paired on {comparison['n']} scans, {comparison['repeats']} repeat(s), "
+                 f"{comparison['n_boot']} bootstrap resamples of the scans")
+    lines.append(f"{'metric':<10}{'A':>8}{'B':>10}{'B - A':>10}  {'95% CI of B - A':<20}"
+                 f"{'p':>7}")
+    acc = comparison["accuracy"]
+    for name, a, b, d, (low, high), pv in (
+        ("auc", comparison["auc_a"], comparison["auc_b"], comparison["difference"],
+         comparison["ci"], comparison["p_value"]),
+        ("accuracy", acc["a"], acc["b"], acc["difference"], acc["ci"], acc["p_value"]),
+    ):
+        interval = f"[{low:+.4f}, {high:+.4f}]"
+        lines.append(f"{name:<10}{a:>8.4f}{b:>10.4f}{d:>+10.4f}  {interval:<20}{pv:>7.4f}")
+    return "\n".join(lines)

@@ -1,0 +1,64 @@
+"""Named grids: the ct3d grid's scenarios are what their names say, paired on the same folds."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from ct3d.grids import GRIDS, grid
+from ct3d.scenario import Scenario, ScenarioError
+
+
+def test_ct3d_grid_scenarios_validate_and_name_their_task() -> None:
+    scenarios = grid("ct3d")
+    assert list(scenarios) == list(GRIDS["ct3d"]["scenarios"])
+    for name, s in scenarios.items():
+        task = name.split("-")[0]
+        abnormal = {"ct23": ["CT-23"], "ct1": ["CT-1"]}.get(task)
+        if abnormal is not None:
+            assert s.data.labels == {"normal": ["CT-0"], "abnormal": abnormal}
+            assert s.data.synthetic.severity == abnormal[0]
+        else:
+            assert list(s.data.labels) == ["CT-0", "CT-1", "CT-2", "CT-3", "CT-4"]
+            assert s.data.synthetic.severity == "all"
+        assert s.data.synthetic.scanner == "varied" and s.data.synthetic.preset == "mosmed"
+        assert s.split.kind == "kfold" and s.split.k == 5
+
+
+def test_thesis_recipe_is_the_thesis_preset_on_the_ct3d_folds() -> None:
+    thesis = Scenario.preset("thesis")
+    for name in ("ct23-thesis-recipe", "ct1-thesis-recipe"):
+        s = grid("ct3d")[name]
+        assert s.preprocess == thesis.preprocess and s.model == thesis.model
+        assert dataclasses.asdict(s.train) == dataclasses.asdict(thesis.train)
+        assert [step.name for step in s.augment] == ["flip", "rotate", "contrast"]
+        assert s.augment == Scenario().with_plugin_defaults().augment
+
+
+def test_paired_scenarios_share_data_split_and_seed() -> None:
+    scenarios = grid("ct3d")
+    for name, reference in GRIDS["ct3d"]["paired"].items():
+        a, b = scenarios[name], scenarios[reference]
+        assert a.data.synthetic == b.data.synthetic and a.data.labels == b.data.labels
+        assert (a.split.k, a.split.val, a.seed) == (b.split.k, b.split.val, b.seed)
+        assert min(a.split.repeats, b.split.repeats) >= 1
+
+
+def test_recommended_recipe_repeats_the_folds_three_times() -> None:
+    scenarios = grid("ct3d")
+    assert scenarios["ct23-ct3d-recipe"].split.repeats == 3
+    assert scenarios["ct1-ct3d-recipe"].split.repeats == 3
+    assert scenarios["ct1-no-lung-crop"].preprocess[0].name == "hu_window"
+    assert scenarios["ct1-no-augment"].augment == []
+
+
+def test_quick_grid_is_a_single_small_repeat() -> None:
+    for s in grid("ct3d", quick=True).values():
+        assert s.split.repeats == 1 and s.train.epochs <= 3
+        assert s.data.synthetic.preset == "quick" and s.data.synthetic.normal == 12
+
+
+def test_unknown_grid_is_refused() -> None:
+    with pytest.raises(ScenarioError, match="unknown grid 'x'; known: ct3d, thesis"):
+        grid("x")
