@@ -32,6 +32,8 @@ _CHAIN = [
     {"name": "resize", "params": {"shape": [64, 64, 48]}},
 ]
 
+_LUNG_ONLY = {"name": "lung_only", "params": {"margin_mm": 10.0}}
+
 CANDIDATES: dict[str, dict[str, Any]] = {
     "start": {},
     "no-lung-crop": {"preprocess": _CHAIN[1:]},
@@ -49,6 +51,12 @@ CANDIDATES: dict[str, dict[str, Any]] = {
     "sgd-thesis-schedule": {"train.optimizer": "sgd", "train.schedule": "exponential",
                             "train.lr_decay_steps": 100_000},
     "epochs-60": {"train.epochs": 60, "train.patience": 60},
+    "lung-only": {"preprocess": [_CHAIN[0], _LUNG_ONLY, *_CHAIN[1:]]},
+    "lung-only-more-augment": {
+        "preprocess": [_CHAIN[0], _LUNG_ONLY, *_CHAIN[1:]],
+        "augment": [{"name": "flip", "params": {"axes": [0]}},
+                    {"name": "rotate", "params": {"degrees": [-15.0, 15.0]}},
+                    {"name": "gamma", "params": {"gamma": [0.8, 1.25]}}]},
 }
 """Candidate name -> overrides of the starting recipe."""
 

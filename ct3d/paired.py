@@ -217,17 +217,20 @@ def compare_runs(
 ) -> dict[str, Any]:
     """Paired comparison of two binary runs on their test scans: AUC and accuracy, B - A.
 
-    Both runs' ``predictions.csv`` must test the same scans, with the same labels, in the same
-    fold of the same repeat (same split: e.g. the same ``seed`` and ``split``), else
-    :class:`ComparisonError` naming both runs and the first scan that differs. Each run's
-    accuracy uses its own decision threshold (of each repeat, as in its metrics.json), so
-    ``auc_a`` and ``accuracy.a`` equal run A's metrics.json ``auc`` and ``accuracy``. One
-    set of ``n_boot`` resamples (``seed``) serves both metrics (:func:`paired_difference`).
+    The runs are compared on the repeats both ran (repeat r of a repeated k-fold is seeded
+    ``seed + r``, so a 3-repeat run pairs with a 1-repeat run of the same split on repeat 0).
+    On those, both runs' ``predictions.csv`` must test the same scans, with the same labels,
+    in the same fold of the same repeat (same split: e.g. the same ``seed`` and ``split``),
+    else :class:`ComparisonError` naming both runs and the first scan that differs. Each
+    run's accuracy uses its own decision threshold (of each repeat, as in its metrics.json),
+    so with every repeat in common ``auc_a`` and ``accuracy.a`` equal run A's metrics.json
+    ``auc`` and ``accuracy``. One set of ``n_boot`` resamples (``seed``) serves both metrics
+    (:func:`paired_difference`).
 
-    Returns JSON-able data: ``runs`` (``a`` and ``b``: scenario name and folder name),
-    ``n``, ``repeats``, ``n_boot``, ``seed``, ``auc_a``, ``auc_b``, ``difference``, ``ci``,
-    ``p_value`` (AUC) and ``accuracy`` (``a``, ``b``, ``difference``, ``ci``, ``p_value``,
-    ``threshold_a``, ``threshold_b``).
+    Returns JSON-able data: ``runs`` (``a`` and ``b``: scenario name, folder name and the
+    number of repeats it ran), ``n``, ``repeats`` (compared), ``n_boot``, ``seed``,
+    ``auc_a``, ``auc_b``, ``difference``, ``ci``, ``p_value`` (AUC) and ``accuracy`` (``a``,
+    ``b``, ``difference``, ``ci``, ``p_value``, ``threshold_a``, ``threshold_b``).
 
     Example::
 
@@ -238,6 +241,12 @@ def compare_runs(
         raise ComparisonError(f"the comparison needs n_boot >= 1 resamples, got {n_boot}")
     folders = Path(run_a), Path(run_b)
     (metrics_a, rows_a), (metrics_b, rows_b) = (_read_tested(f) for f in folders)
+    ran = sorted(set(rows_a["repeat"])), sorted(set(rows_b["repeat"]))
+    common = sorted(set(ran[0]) & set(ran[1]))
+    if not common:
+        raise ComparisonError(f"{run_a} and {run_b} are not paired: no repeat in common "
+                              f"({ran[0]} and {ran[1]})")
+    rows_a, rows_b = (rows[rows["repeat"].isin(common)] for rows in (rows_a, rows_b))
     _check_paired(rows_a, rows_b, str(run_a), str(run_b))
     prob_a, prob_b = (rows.pivot(index="scan", columns="repeat", values="probability")
                       for rows in (rows_a, rows_b))
@@ -247,13 +256,16 @@ def compare_runs(
     y = rows_a.groupby("scan")["label"].first().loc[prob_a.index].to_numpy()
     scans, repeats = prob_a.index, prob_a.columns
     counts = resample_counts(len(scans), n_boot, seed)
-    thresholds = _run_thresholds(metrics_a), _run_thresholds(metrics_b)
+    thresholds = tuple([t[r] if len(t) > 1 else t[0] for r in common]
+                       for t in (_run_thresholds(metrics_a), _run_thresholds(metrics_b)))
     a, b = prob_a.to_numpy().T, prob_b.to_numpy().T
     auc = paired_auc_difference(y, a, b, counts=counts)
     accuracy = paired_difference(y, a, b, "accuracy", *thresholds, counts=counts)
     return {
-        "runs": {side: {"scenario": m.get("scenario"), "folder": f.resolve().name}
-                 for side, m, f in zip("ab", (metrics_a, metrics_b), folders, strict=True)},
+        "runs": {side: {"scenario": m.get("scenario"), "folder": f.resolve().name,
+                        "repeats": len(r)}
+                 for side, m, f, r in zip("ab", (metrics_a, metrics_b), folders, ran,
+                                          strict=True)},
         "n": len(scans), "repeats": len(repeats), "n_boot": n_boot, "seed": seed,
         **{k: v for k, v in auc.items() if k not in ("n", "n_boot")},
         "accuracy": {**{k: accuracy[k] for k in ("a", "b", "difference", "ci", "p_value")},

@@ -18,6 +18,7 @@ from ct3d.report import Run, read_run
 
 BINARY = ["CT-0", "CT-23"]
 THREE = ["normal", "covid", "other"]
+GRADES = ["CT-0", "CT-1", "CT-2", "CT-3", "CT-4"]
 SKIPPED = "/data/CT-23/broken.nii.gz"
 PARTS = ("train", "val", "test")
 
@@ -80,16 +81,16 @@ def _kfold_parts(n: int, folds: int, repeats: int) -> list[np.ndarray]:
 
 
 def fake_run(folder: Path, kind: str = "holdout", folds: int = 3, repeats: int = 1,
-             skill: float = 0.4) -> Path:
+             skill: float = 0.4, classes: list[str] | None = None) -> Path:
     """Write a run folder: ``holdout`` (2 classes), ``kfold`` (``folds`` folds, ``repeats``
-    times) or ``multiclass``.
+    times) or ``multiclass`` (``classes``: :data:`THREE` unless given, e.g. :data:`GRADES`).
 
     Holdout runs have 20 usable scans (train 8, val 4, test 8, as many of each class; three
     classes: 12, 6, 6) and one skipped scan; k-fold runs 4 scans per fold (2 of each class),
     model ``j`` trained for ``2 + j % 3`` epochs. Binary probabilities lean to the true class
     by ``skill`` (0: chance); every model draws its own noise, the same for any ``skill``.
     """
-    classes = THREE if kind == "multiclass" else BINARY
+    classes = (classes or THREE) if kind == "multiclass" else BINARY
     k = len(classes)
     sizes = (8, 4, 8) if k == 2 else (12, 6, 6)
     n = 4 * folds if kind == "kfold" else sum(sizes)

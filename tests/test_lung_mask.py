@@ -372,3 +372,30 @@ def test_the_phantoms_are_what_they_claim() -> None:
     assert fov.lungs[-1].any() and not fov.lungs[0].any()
     right, left = render(CHESTS["thick"]).air_ml
     assert 0.7 < left / right < 1.0
+
+
+def test_lung_only_keeps_the_lungs_and_their_lesions_and_blanks_the_rest() -> None:
+    from ct3d.data.synthetic import Tissue, render_phantom
+
+    phantom = render_phantom((2, 5), True, grade="CT-1")
+    hu = phantom.volume.array
+    tight = build_step("preprocess", "lung_only", margin_mm=0.0)(phantom.volume).array
+    grown = build_step("preprocess", "lung_only")(phantom.volume).array
+    inside = lung_mask(phantom.volume)
+    np.testing.assert_array_equal(tight[inside], hu[inside])
+    assert (tight[~inside] == -1000.0).all()
+    lesion = phantom.mask.astype(bool)
+    assert 0.8 < (tight[lesion] == hu[lesion]).mean() < 0.95  # dense parts on the pleura
+    assert (grown[lesion] == hu[lesion]).mean() > 0.98  # the 10 mm margin keeps them
+    assert (grown != -1000.0).sum() > (tight != -1000.0).sum()
+    bone = phantom.labels == Tissue.CORTICAL
+    assert (tight[bone] == -1000.0).mean() > 0.99 and (grown[bone] == -1000.0).mean() > 0.8
+
+
+def test_lung_only_leaves_a_scan_without_lungs_and_refuses_bad_margins() -> None:
+    solid = Volume(np.full((24, 24, 8), 40.0, np.float32), (1.0, 1.0, 2.0), np.eye(4), "solid")
+    with pytest.warns(UserWarning, match="lung_only: no lungs found in solid"):
+        kept = build_step("preprocess", "lung_only")(solid)
+    np.testing.assert_array_equal(kept.array, solid.array)
+    with pytest.raises(ValueError, match="lung_only needs margin_mm >= 0; received margin_mm=-1"):
+        build_step("preprocess", "lung_only", margin_mm=-1.0)

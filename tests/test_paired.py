@@ -128,8 +128,8 @@ def test_compare_runs_reads_both_runs_as_their_metrics_say(pair: tuple[Path, Pat
     assert (c["accuracy"]["a"], c["accuracy"]["b"]) == pytest.approx(
         (ma["accuracy"], mb["accuracy"]), abs=1e-5)
     assert c["n"] == 20 and c["repeats"] == 2 and c["n_boot"] == 500
-    assert c["runs"] == {"a": {"scenario": "fake-kfold", "folder": "base"},
-                         "b": {"scenario": "fake-kfold", "folder": "better"}}
+    assert c["runs"] == {"a": {"scenario": "fake-kfold", "folder": "base", "repeats": 2},
+                         "b": {"scenario": "fake-kfold", "folder": "better", "repeats": 2}}
     assert c["difference"] == pytest.approx(c["auc_b"] - c["auc_a"]) and c["difference"] > 0
     assert c["ci"][0] <= c["difference"] <= c["ci"][1] and 0 < c["p_value"] <= 1
     assert c["accuracy"]["threshold_a"] == [0.5, 0.5]
@@ -202,9 +202,6 @@ def test_runs_that_are_not_paired_are_refused_naming_both_and_the_scan(
 def test_other_splits_multiclass_and_unfinished_runs_are_refused(
     pair: tuple[Path, Path], tmp_path: Path,
 ) -> None:
-    single = fake_run(tmp_path / "single", "kfold", folds=5)  # the same scans, one repeat
-    with pytest.raises(ComparisonError, match=r"is not tested in .*single$"):
-        compare_runs(pair[0], single)
     three = fake_run(tmp_path / "three", "multiclass")
     with pytest.raises(ComparisonError, match="three: 3 classes; only binary runs are compared"):
         compare_runs(pair[0], three)
@@ -212,3 +209,19 @@ def test_other_splits_multiclass_and_unfinished_runs_are_refused(
         compare_runs(pair[0], tmp_path / "nothing")
     with pytest.raises(ComparisonError, match="n_boot >= 1"):
         compare_runs(pair[0], pair[1], n_boot=0)
+
+
+def test_runs_with_more_repeats_are_compared_on_the_repeats_both_ran(
+    pair: tuple[Path, Path], tmp_path: Path,
+) -> None:
+    single = fake_run(tmp_path / "single", "kfold", folds=5)  # the same scans, repeat 0 only
+    c = compare_runs(pair[0], single, n_boot=200)
+    assert c["repeats"] == 1 and c["runs"]["a"]["repeats"] == 2 and c["runs"]["b"]["repeats"] == 1
+    first = json.loads((pair[0] / "metrics.json").read_text())["repeats"][0]
+    assert c["auc_a"] == pytest.approx(first["auc"])
+    assert c["auc_b"] == pytest.approx(json.loads((single / "metrics.json").read_text())["auc"])
+    rows = pd.read_csv(single / "predictions.csv")
+    rows = rows[rows["part"] == "test"].assign(repeat=7)
+    rows.to_csv(single / "predictions.csv", index=False)
+    with pytest.raises(ComparisonError, match=r"no repeat in common \(\[0, 1\] and \[7\]\)"):
+        compare_runs(pair[0], single, n_boot=50)

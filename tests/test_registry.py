@@ -20,7 +20,7 @@ from ct3d.registry import PREPROCESSORS, PluginError, Registry, UnknownPlugin, r
 
 def test_builtin_plugins_are_listed_sorted_with_patterns() -> None:
     assert ct3d.list_plugins("preprocess") == [
-        "hu_window", "keras_example", "lung_crop", "resample", "resize", "rotate90",
+        "hu_window", "keras_example", "lung_crop", "lung_only", "resample", "resize", "rotate90",
         "slice_trim", "standardize"]
     assert ct3d.list_plugins("augment", "*", exclude="r*") == [
         "brightness", "contrast", "flip", "gamma", "gaussian_noise", "zoom"]
@@ -200,8 +200,8 @@ def test_installed_distribution_adds_plugins_and_broken_one_is_reported(
     proc = _run(["-c", textwrap.dedent(CHECK)], plugin_site)
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
-    assert out["names"] == ["hu_window", "invert", "keras_example", "lung_crop", "resample",
-                            "resize", "rotate90", "slice_trim", "standardize"]
+    assert out["names"] == ["hu_window", "invert", "keras_example", "lung_crop", "lung_only",
+                            "resample", "resize", "rotate90", "slice_trim", "standardize"]
     assert out["value"] == 1.0
     assert "broken" in out["errors"] and "RuntimeError: boom" in out["errors"]["broken"]
     assert any("'broken'" in w and "could not be loaded" in w for w in out["warnings"])

@@ -6,15 +6,31 @@ import json
 import sys
 from pathlib import Path
 
+import pandas as pd
+import papermill
 import pytest
+from fake_runs import GRADES, fake_run
 
 import ct3d
 from ct3d.cli import main
 from ct3d.grids import GRIDS, grid
-from ct3d.report import ReportSummary, ScenarioReport, run_grid
+from ct3d.paired import compare_runs
+from ct3d.report import (
+    ReportSummary,
+    ScenarioReport,
+    export_html,
+    notebooks_dir,
+    python_kernel,
+    quick_name,
+    read_run,
+    run_grid,
+    run_size,
+)
+from ct3d.report.execute import tidy
 
 FIGURES = ("samples.png", "curves.png", "timing.png", "confusion.png", "roc.png",
            "calibration.png", "gradcam.png")
+BANNER = "SMOKE TEST (--quick):</strong> "
 
 
 @pytest.fixture(scope="module")
@@ -36,13 +52,15 @@ def test_every_scenario_gets_a_report_and_models_stay_out(quick_grid: ReportSumm
     assert quick_grid.ok and quick_grid.failed == [] and quick_grid.index_error is None
     for report in quick_grid.scenarios:
         assert report.folder == quick_grid.out / report.name and report.seconds > 0
-        for name in ("report.ipynb", "report.html", "metrics.json", *FIGURES):
+        for name in ("report.ipynb", "report.html", "metrics.json", "predictions.csv",
+                     *FIGURES):
             assert (report.folder / name).is_file(), f"{report.name}/{name}"
         run_dir = quick_grid.out.parents[1] / "work" / ".runs" / "thesis" / report.name
         assert (run_dir / "model.keras").is_file()
         assert _metrics(report) == json.loads((run_dir / "metrics.json").read_text())
     assert quick_grid.index == quick_grid.out / "index.html" and quick_grid.index.is_file()
     assert (quick_grid.out / "index.ipynb").is_file()
+    assert (quick_grid.out / "auc.png").is_file() and (quick_grid.out / "roc_curves.png").is_file()
     assert not list(quick_grid.out.rglob("*.keras"))
     assert len(list((quick_grid.out.parents[1] / "work" / ".data").glob("*/cohort.json"))) == 1
     assert not list(quick_grid.out.parent.glob(".*"))  # --work: nothing beside the reports
@@ -52,17 +70,32 @@ def test_every_scenario_gets_a_report_and_models_stay_out(quick_grid: ReportSumm
 def test_reports_are_titled_and_hold_no_path_of_this_machine(quick_grid: ReportSummary) -> None:
     machine = [str(quick_grid.out.parents[1]), sys.prefix, str(Path(ct3d.__file__).parent),
                str(Path.home())]
-    files = [p for p in quick_grid.out.rglob("*") if p.suffix in (".ipynb", ".html", ".json")]
-    assert len(files) == 7 * 3 + 2
+    files = [p for p in quick_grid.out.rglob("*")
+             if p.suffix in (".ipynb", ".html", ".json", ".csv")]
+    assert len(files) == 7 * 4 + 2
     for path in files:
         text = path.read_text()
         assert not [m for m in machine if m in text], path
     for report in quick_grid.scenarios:
-        title = f"<title>ct3d report: {report.name} (thesis)</title>"
+        epochs = run_size(_metrics(report))[1]
+        title = f"<title>ct3d report: {quick_name(report.name, epochs)} (thesis)</title>"
         assert title in (report.folder / "report.html").read_text()
         assert "../../work/.data" in (report.folder / "report.ipynb").read_text()
-    assert "<title>ct3d thesis grid: our runs beside the thesis</title>" in (
+    assert "<title>ct3d thesis grid: our runs beside the thesis (quick: smoke test)</title>" in (
         quick_grid.index.read_text())
+
+
+@pytest.mark.notebook
+def test_every_quick_page_opens_with_the_smoke_test_banner(quick_grid: ReportSummary) -> None:
+    for report in quick_grid.scenarios:
+        scans, epochs = run_size(_metrics(report))
+        page = (report.folder / "report.html").read_text()
+        banner = f"{BANNER}{scans} scans, {epochs[0]} epoch"
+        assert banner in page and page.index(banner) < page.index("<h1")
+        assert f"<h1>{quick_name(report.name, epochs)}</h1>" in page
+    index = quick_grid.index.read_text()
+    assert BANNER in index and index.index(BANNER) < index.index("<h1")
+    assert "all-slices-aug-25 (quick: 2 epochs)</a>" in index
 
 
 @pytest.mark.notebook
@@ -127,6 +160,59 @@ def test_a_failing_scenario_is_reported_and_the_index_still_made(
     assert "[1/1] all-slices-aug-5: FAILED: DatasetError" in out
     for noise in ("without encryption", "oneDNN", "cuInit", "absl"):
         assert noise not in err, err
+
+
+@pytest.mark.notebook
+def test_a_quick_scenario_page_says_it_is_a_smoke_test_and_keeps_its_predictions(
+    tmp_path: Path,
+) -> None:
+    summary = run_grid("thesis", quick=True, out=tmp_path / "reports" / "thesis",
+                       work=tmp_path / "work", progress=False, only=["all-slices-aug-25"])
+    assert summary.ok
+    folder = summary.scenarios[0].folder
+    page, index = (folder / "report.html").read_text(), summary.index.read_text()
+    assert run_size(_metrics(summary.scenarios[0])) == (24, [2])
+    banner = (f"{BANNER}24 scans, 2 epochs — these numbers say the pipeline runs, not how well "
+              "a recipe learns.")
+    assert banner in page and page.index(banner) < page.index("<h1")     # the run's real sizes
+    assert "<h1>all-slices-aug-25 (quick: 2 epochs)</h1>" in page
+    assert "<title>ct3d report: all-slices-aug-25 (quick: 2 epochs) (thesis)</title>" in page
+    assert BANNER + "24 scans, 2 epochs" in index and index.index(BANNER) < index.index("<h1")
+    assert ">all-slices-aug-25 (quick: 2 epochs)</a>" in index
+    run = read_run(tmp_path / "work" / ".runs" / "thesis" / "all-slices-aug-25")
+    kept = pd.read_csv(folder / "predictions.csv", dtype={"scan": str, "part": str})
+    assert kept.drop(columns="scan").equals(run.predictions.drop(columns="scan"))
+    assert all(s.count("/") == 2 and not s.startswith(("/", "..")) for s in kept["scan"])
+    assert [s.split("/", 1)[1] for s in kept["scan"]] == [
+        "/".join(Path(s).parts[-2:]) for s in run.predictions["scan"]]   # the same scans
+    assert str(tmp_path) not in (folder / "predictions.csv").read_text()
+    assert compare_runs(folder, folder, n_boot=20)["difference"] == 0.0
+
+
+@pytest.mark.notebook
+def test_index_sections_from_report_folders(tmp_path: Path) -> None:
+    root = tmp_path / "ct3d"
+    fake_run(root / "ct1-ct3d-recipe", "kfold", folds=4, skill=0.2)
+    fake_run(root / "ct1-no-augment", "kfold", folds=4, skill=0.6)
+    fake_run(root / "grades-ct3d-recipe", "multiclass", classes=GRADES)
+    with python_kernel() as kernel:
+        papermill.execute_notebook(str(notebooks_dir() / "compare.ipynb"),
+                                   str(root / "index.ipynb"), kernel_name=kernel,
+                                   parameters={"reports_dir": ".", "grid": "ct3d"},
+                                   progress_bar=False, cwd=str(root))
+    tidy(root / "index.ipynb")
+    html = export_html(root / "index.ipynb", root / "index.html", "ct3d grid").read_text()
+    assert "<h1>Grid comparison: ct3d</h1>" in html and BANNER not in html
+    assert "Grid ct3d has no figures of the thesis to set beside" in html
+    assert "Training (Table 4.1)" not in html and "Traceback" not in html
+    headings = ("AUC per scenario", "ROC curves", "Paired comparisons on the same folds")
+    assert [html.count(f">{h}<") for h in headings] == [1, 1, 1]
+    assert html.index(">Held-out test (ours)<") < html.index(">AUC per scenario<")
+    assert "<th>ct1-no-augment vs ct1-ct3d-recipe</th>" in html
+    assert "<td>no report of ct1-thesis-recipe</td>" in html
+    for png in ("auc.png", "roc_curves.png", "paired_auc.png"):
+        assert (root / png).read_bytes()[:4] == b"\x89PNG"
+    assert html.count("<img") == 3
 
 
 def test_cli_report_flags_and_exit_status(

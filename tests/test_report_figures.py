@@ -6,11 +6,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fake_runs import BINARY, THREE, fake_run, fake_runs, history
+from fake_runs import BINARY, GRADES, THREE, fake_run, fake_runs, history
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from ct3d import report
+from ct3d.paired import compare_runs
 
 
 @pytest.fixture(scope="module")
@@ -188,3 +190,103 @@ def test_save_figure_writes_a_png(tmp_path: Path, runs: dict[str, report.Run]) -
 
 def test_history_helper_matches_the_file(runs: dict[str, report.Run]) -> None:
     assert runs["kfold"].histories[1] == history(3, 1)
+
+
+# -- a grid's figures --------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory: pytest.TempPathFactory) -> report.GridReports:
+    """Reports of the ct3d grid: two binary k-fold runs (one repeated), a holdout and a
+    5-class run."""
+    root = tmp_path_factory.mktemp("grid")
+    fake_run(root / "ct23-ct3d-recipe", "kfold", folds=4, repeats=2, skill=0.6)
+    fake_run(root / "ct23-thesis-recipe", "kfold", folds=4, repeats=2, skill=0.1)
+    fake_run(root / "ct1-ct3d-recipe", "holdout")
+    fake_run(root / "grades-ct3d-recipe", "multiclass", classes=GRADES)
+    return report.read_reports(root, "ct3d")
+
+
+def _vertical_lines(ax: Axes) -> list[float]:
+    return [line.get_xdata()[0] for line in ax.lines
+            if len(set(line.get_xdata())) == 1 and line.get_linestyle() == ":"]
+
+
+def test_forest_figure_has_a_row_per_scenario_with_its_auc_and_interval(
+    grid: report.GridReports,
+) -> None:
+    fig = report.forest_figure(grid)
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert [label.split("\n")[0] for label in labels] == grid.names == [
+        "ct23-ct3d-recipe", "ct23-thesis-recipe", "ct1-ct3d-recipe", "grades-ct3d-recipe"]
+    m = grid.metrics
+    assert labels[0] == f"ct23-ct3d-recipe\nn = {m['ct23-ct3d-recipe']['n']}, mean of 2 repeats"
+    assert labels[2] == "ct1-ct3d-recipe\nn = 8"
+    assert labels[3] == "grades-ct3d-recipe\nn = 6, macro AUC"
+    assert list(ax.get_yticks()) == [0, 1, 2, 3] and ax.get_ylim() == (3.5, -0.5)  # top down
+    assert _vertical_lines(ax) == [0.5]
+    bars = [seg.tolist() for seg in ax.collections[0].get_segments()]
+    intervals = [m[n]["ci"]["auc"] for n in grid.names[:3]]          # the 5-class: none
+    assert bars == [[[lo, y], [hi, y]] for y, (lo, hi) in enumerate(intervals)]
+    points = [(line.get_xdata()[0], line.get_ydata()[0]) for line in ax.lines
+              if line.get_marker() in ("o", "s")]
+    assert points == [(m["ct23-ct3d-recipe"]["auc"], 0), (m["ct23-thesis-recipe"]["auc"], 1),
+                      (m["ct1-ct3d-recipe"]["auc"], 2), (m["grades-ct3d-recipe"]["macro_auc"], 3)]
+    lo, hi = m["ct1-ct3d-recipe"]["ci"]["auc"]
+    assert f"{m['ct1-ct3d-recipe']['auc']:.3f} [{lo:.3f}, {hi:.3f}]" in [t.get_text()
+                                                                         for t in ax.texts]
+    low = min(0.4, *(m[n]["ci"]["auc"][0] - 0.02 for n in grid.names[:3]))
+    assert ax.get_xlim() == pytest.approx((low, 1.0))
+
+
+def test_forest_figure_of_plain_metrics_and_of_nothing() -> None:
+    low = {"n": 10, "auc": 0.3, "ci": {"auc": [0.1, 0.5]}}
+    fig = report.forest_figure({"a": low, "b": {"n": 4, "auc": None, "ci": None}})
+    ax = fig.axes[0]
+    assert ax.get_xlim()[0] == pytest.approx(0.08) and len(ax.get_yticks()) == 2
+    assert "no AUC" in ax.texts[-1].get_text()
+    empty = report.forest_figure({})
+    assert not empty.axes and empty.texts[0].get_text().startswith("No scenario report")
+
+
+def test_roc_overlay_draws_every_binary_curve_and_names_the_others(
+    grid: report.GridReports,
+) -> None:
+    fig = report.roc_overlay_figure(grid)
+    ax = fig.axes[0]
+    *curves, chance = ax.lines
+    binary = grid.names[:3]
+    assert len(curves) == 3 and len({c.get_color() for c in curves}) == 3
+    for curve, name in zip(curves, binary, strict=True):
+        assert list(curve.get_xdata()) == grid.metrics[name]["roc"]["fpr"]
+        assert list(curve.get_ydata()) == grid.metrics[name]["roc"]["tpr"]
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    auc = grid.metrics["ct23-ct3d-recipe"]["auc"]
+    assert legend[0] == f"ct23-ct3d-recipe: AUC {auc:.3f} (mean of 2 repeats; curve: repeat 0)"
+    assert legend[2] == f"ct1-ct3d-recipe: AUC {grid.metrics['ct1-ct3d-recipe']['auc']:.3f}"
+    assert legend[3] == "chance" and list(chance.get_xdata()) == [0, 1]
+    assert ax.get_title().endswith("not shown (multi-class or no curve): grades-ct3d-recipe")
+    only_multi = report.roc_overlay_figure({"g": grid.metrics["grades-ct3d-recipe"]})
+    assert not only_multi.axes and only_multi.texts[0].get_text().startswith("No ROC curves")
+
+
+def test_paired_figure_draws_each_difference_with_its_interval(tmp_path: Path) -> None:
+    a = fake_run(tmp_path / "base", "kfold", folds=4, skill=0.2)
+    better = fake_run(tmp_path / "better", "kfold", folds=4, skill=0.6)
+    worse = fake_run(tmp_path / "worse", "kfold", folds=4, skill=0.0)
+    done = [compare_runs(a, b, n_boot=300) for b in (better, worse)]
+    skipped = {"runs": {"a": {"folder": "base"}, "b": {"folder": "gone"}}, "skipped": "no report"}
+    fig = report.paired_figure([*done, skipped])
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels == [f"better vs base (p = {done[0]['p_value']:.3f})",
+                      f"worse vs base (p = {done[1]['p_value']:.3f})"]
+    assert [seg.tolist() for seg in ax.collections[0].get_segments()] == [
+        [[c["ci"][0], y], [c["ci"][1], y]] for y, c in enumerate(done)]
+    points = [line.get_xdata()[0] for line in ax.lines if line.get_marker() == "o"]
+    assert points == [c["difference"] for c in done] and points[0] > 0 > points[1]
+    assert _vertical_lines(ax) == [0]
+    lo, hi = ax.get_xlim()
+    assert lo == -hi and hi >= max(abs(v) for c in done for v in c["ci"])
+    assert ax.get_title().endswith("skipped (see the table): gone vs base")
+    assert report.paired_figure([skipped]).texts[0].get_text() == (
+        "No paired comparison to show (skipped: gone vs base).")

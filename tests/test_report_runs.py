@@ -45,6 +45,24 @@ def test_multiclass_predictions_have_a_column_per_class(tmp_path: Path) -> None:
     assert probs.sum(axis=1).to_numpy() == pytest.approx(1.0, abs=1e-5)
 
 
+def test_relative_scans_name_each_scan_from_the_data_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    run = report.read_run(fake_run(tmp_path / "run", "holdout"))
+    shown = report.relative_scans(run.predictions, "/data")
+    assert shown["scan"].tolist()[:2] == ["CT-0/scan00.nii.gz", "CT-23/scan01.nii.gz"]
+    assert shown.drop(columns="scan").equals(run.predictions.drop(columns="scan"))
+    assert run.predictions["scan"].iloc[0] == "/data/CT-0/scan00.nii.gz"   # a copy
+    monkeypatch.chdir(tmp_path)                    # as in a report folder: relative paths
+    rows = pd.DataFrame({"scan": ["../work/.data/cohort-a/CT-1/s1.nii.gz", "/x/y/CT-0/s2.nii"]})
+    assert report.relative_scans(rows, "../work/.data")["scan"].tolist() == [
+        "cohort-a/CT-1/s1.nii.gz", "CT-0/s2.nii"]                 # outside the data: folder/file
+    (tmp_path / "scans.csv").write_text("path,label\n")
+    manifest = pd.DataFrame({"scan": [str(tmp_path / "CT-0" / "a.nii.gz")]})
+    assert report.relative_scans(manifest, tmp_path / "scans.csv")["scan"].tolist() == [
+        "CT-0/a.nii.gz"]
+
+
 def test_class_names_fall_back_to_label_numbers() -> None:
     assert report.class_names({"class_names": ["a", "b", "c"], "classes": ["x"]}) == ["a", "b", "c"]
     assert report.class_names({"classes": ["x", "y"]}) == ["x", "y"]

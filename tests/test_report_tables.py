@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fake_runs import BINARY, THREE, fake_run, fake_runs
+from fake_runs import BINARY, GRADES, THREE, fake_run, fake_runs
 
 from ct3d.evaluate import METRIC_KEYS, MULTICLASS_KEYS, binary_metrics, multiclass_metrics
 from ct3d.grids import GRIDS
@@ -141,6 +141,24 @@ def test_metrics_table_of_a_multiclass_run(runs: dict[str, Run]) -> None:
     assert table.index.tolist() == ["n", *MULTICLASS_KEYS]
     assert table.loc["macro_f1", "test"] == m["macro_f1"]
     assert table["95% CI (test)"].isna().all()
+
+
+def test_a_five_class_run_shows_its_grades_macro_auc_and_kappa(tmp_path: Path) -> None:
+    run = read_run(fake_run(tmp_path, "multiclass", classes=GRADES))
+    m = run.metrics
+    assert run.classes == GRADES and m["class_names"] == GRADES
+    table = metrics_table(m)
+    for key in ("macro_auc", "quadratic_kappa"):
+        assert table.loc[key, "test"] == m[key] is not None
+        assert table.loc[key, "train"] == m["parts"]["train"][key]
+    assert f"<td>{m['quadratic_kappa']:.4f}</td>" in to_html(table)
+    matrices = confusion_matrices(m)
+    assert list(matrices) == ["train", "test"]
+    counts = confusion_table(matrices["test"], run.classes)
+    assert counts.index.tolist() == counts.columns.tolist() == GRADES
+    assert counts.to_numpy().tolist() == m["confusion_matrix"] and counts.shape == (5, 5)
+    assert counts.to_numpy().sum() == m["n"] == 6
+    assert confusion_table(matrices["train"], run.classes).to_numpy().sum() == 12
 
 
 def test_confusion_tables_carry_class_names_and_counts(runs: dict[str, Run]) -> None:

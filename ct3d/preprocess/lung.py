@@ -367,3 +367,48 @@ def lung_crop(margin_mm: float = 10.0, threshold_hu: float = -400.0) -> Step:
         return crop(volume, *_lung_box(volume, coarse, lungs, margin_mm))
 
     return apply
+
+
+@preprocessor("lung_only")
+def lung_only(margin_mm: float = 10.0, fill_hu: float = -1000.0,
+              threshold_hu: float = -400.0) -> Step:
+    """Keep the lungs, set everything else to ``fill_hu`` (raw HU, before windowing).
+
+    The lungs are :func:`lung_mask`'s (with the vessels and lesions they enclose), grown by
+    ``margin_mm`` so that lesions on the pleura are kept: the mask counts as lung what is
+    below ``threshold_hu`` and what that encloses, so a dense lesion touching the chest wall
+    is outside it (on the synthetic stand-in, 10 mm keeps 99% of the lesion voxels of CT-1
+    scans, 89% of CT-3's, 75% of CT-4's; 0 mm 76-90%, 68-77%, 50%). Chest wall, heart, bone
+    and table become ``fill_hu``, and the model sees little but the lungs. A scan without
+    lungs is returned unchanged, with a warning naming it.
+
+    Args:
+        margin_mm: margin the lung mask is grown by, in mm, >= 0.
+        fill_hu: HU given to every voxel outside the grown lung mask.
+        threshold_hu: HU below which a voxel is air, in (-1000, 0), for finding the lungs.
+
+    Example:
+        >>> from ct3d.data.synthetic import Tissue, render_phantom
+        >>> phantom = render_phantom(0, abnormal=False)
+        >>> kept = lung_only(margin_mm=0.0)(phantom.volume).array
+        >>> bool((kept[phantom.labels == Tissue.CORTICAL] == -1000).all())
+        True
+    """
+    if not margin_mm >= 0:
+        raise ValueError(f"lung_only needs margin_mm >= 0; received margin_mm={margin_mm}")
+    check_air_threshold(threshold_hu, "lung_only")
+
+    def apply(volume: Volume) -> Volume:
+        lungs = lung_mask(volume, threshold_hu)
+        if not lungs.any():
+            warnings.warn(f"lung_only: no lungs found in {volume.source}; volume left as is",
+                          stacklevel=2)
+            return volume
+        if margin_mm > 0:
+            radius = np.maximum(np.floor(margin_mm / np.asarray(volume.spacing)), 0)
+            axes = [np.arange(-r, r + 1) / max(r, 1) for r in radius]
+            ball = sum(np.meshgrid(*[a**2 for a in axes], indexing="ij")) <= 1
+            lungs = ndimage.binary_dilation(lungs, structure=ball)
+        return volume.replace(array=np.where(lungs, volume.array, np.float32(fill_hu)))
+
+    return apply

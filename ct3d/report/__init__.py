@@ -11,10 +11,14 @@ these functions; each returns plain data, a pandas DataFrame, HTML text or a Mat
 - ``tables``: DataFrames of one run (split counts, metrics with 95% intervals, fold spread,
   confusion matrices), :func:`paired_table` of run comparisons, and :func:`to_html`, the
   report's HTML for any of them;
-- ``compare``: the grid beside the thesis' Tables 4.1-4.3, and the held-out test table;
+- ``compare``: the grid beside the thesis' Tables 4.1-4.3, the held-out test table, and
+  :func:`grid_comparisons`, the grid's paired comparisons from its report folders;
 - ``text``: :func:`format_table`, the plain-text metrics table the CLI prints, and
   :func:`format_comparison`, the paired comparison ``ct3d compare`` prints;
-- ``figures``: training curves, time per epoch, confusion matrices, ROC, calibration;
+- ``figures``: training curves, time per epoch, confusion matrices, ROC, calibration; and
+  of a grid: AUC per scenario (:func:`forest_figure`), ROC curves overlaid, paired
+  differences;
+- ``smoke``: each page's heading, and the banner of a ``--quick`` (smoke test) report;
 - ``images``: sample scan slices, Grad-CAM heat maps overlaid on their hottest slice.
 
 Only ``execute`` needs papermill; nothing here imports TensorFlow or ipywidgets.
@@ -29,7 +33,14 @@ Example:
     'AUC 1.0000'
 """
 
-from ct3d.report.compare import THESIS_TABLES, held_out_table, report_links, thesis_table
+from ct3d.report.compare import (
+    THESIS_TABLES,
+    grid_comparisons,
+    held_out_table,
+    report_links,
+    thesis_table,
+    thesis_tables_html,
+)
 from ct3d.report.execute import (
     ReportError,
     ReportSummary,
@@ -44,7 +55,10 @@ from ct3d.report.figures import (
     calibration_figure,
     confusion_figure,
     curves_figure,
+    forest_figure,
+    paired_figure,
     roc_figure,
+    roc_overlay_figure,
     save_figure,
     timing_figure,
 )
@@ -56,9 +70,11 @@ from ct3d.report.runs import (
     held_out_scans,
     read_reports,
     read_run,
+    relative_scans,
     sample_scans,
     scan_titles,
 )
+from ct3d.report.smoke import page_heading, quick_name, run_size, smoke_banner
 from ct3d.report.tables import (
     confusion_matrices,
     confusion_table,
@@ -87,26 +103,36 @@ __all__ = [
     "describe_evaluation",
     "export_html",
     "fold_spread_table",
+    "forest_figure",
     "format_comparison",
     "format_table",
     "gradcam_figure",
+    "grid_comparisons",
     "held_out_scans",
     "held_out_table",
     "metrics_table",
     "notebooks_dir",
+    "page_heading",
+    "paired_figure",
     "paired_table",
     "python_kernel",
+    "quick_name",
     "read_reports",
     "read_run",
+    "relative_scans",
     "report_links",
     "roc_figure",
+    "roc_overlay_figure",
     "run_grid",
+    "run_size",
     "sample_scans",
     "samples_figure",
     "save_figure",
     "scan_titles",
+    "smoke_banner",
     "split_counts",
     "thesis_table",
+    "thesis_tables_html",
     "timing_figure",
     "to_html",
 ]

@@ -1,8 +1,11 @@
-"""A grid's runs side by side: the thesis' Tables 4.1-4.3 (ours beside its figures), held-out test.
+"""A grid's runs side by side: the thesis' Tables 4.1-4.3 (ours beside its figures), held-out
+test, and the grid's paired comparisons.
 
 The thesis' figures are ``ct3d.grids.GRIDS[grid]["thesis_figures"]``, as the thesis printed
 them. Ours come from each scenario report's ``metrics.json`` (:func:`ct3d.report.read_reports`):
 train and validation values of the best checkpoint (k-fold runs: the mean over the folds).
+The paired comparisons (``GRIDS[grid]["paired"]``: scenario -> its reference) come from the
+two reports' ``predictions.csv`` (:func:`grid_comparisons`).
 
 Example:
     >>> from ct3d.report.runs import read_reports
@@ -14,17 +17,20 @@ Example:
 from __future__ import annotations
 
 import html
+import os
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import pandas as pd
 
 from ct3d.grids import GRIDS
+from ct3d.paired import ComparisonError, compare_runs
 from ct3d.report.runs import GridReports
-from ct3d.report.tables import ci_interval
+from ct3d.report.smoke import quick_name, run_size
+from ct3d.report.tables import ci_interval, to_html
 
-__all__ = ["THESIS_TABLES", "ThesisColumn", "part_value", "report_links", "held_out_table",
-           "thesis_table"]
+__all__ = ["THESIS_TABLES", "THESIS_TITLES", "ThesisColumn", "grid_comparisons",
+           "held_out_table", "part_value", "report_links", "thesis_table", "thesis_tables_html"]
 
 
 class ThesisColumn(NamedTuple):
@@ -57,6 +63,11 @@ THESIS_TABLES: dict[str, tuple[ThesisColumn, ...]] = {
             ThesisColumn("F1 %", "val", "f1", "f1", "%")),
 }
 """The thesis' Table 4.1 (training), 4.2 (validation) and 4.3 (performance on validation, %)."""
+
+THESIS_TITLES = {"4.1": "Training (Table 4.1)", "4.2": "Validation (Table 4.2)",
+                 "4.3": "Performance on validation, % (Table 4.3): accuracy, precision, recall "
+                        "and F1 on the validation part, as the thesis labels them"}
+"""The heading of each thesis table in the grid index."""
 
 
 def part_value(metrics: Mapping[str, Any], part: str | None, key: str) -> float | None:
@@ -137,16 +148,93 @@ def held_out_table(reports: GridReports) -> pd.DataFrame:
     return pd.DataFrame.from_dict(rows, orient="index", dtype=object).rename_axis("scenario")
 
 
-def report_links(reports: GridReports) -> dict[str, str]:
+def report_links(reports: GridReports, quick: bool = False) -> dict[str, str]:
     """HTML per scenario: its name linked to its ``report.html`` (and ``(failed)`` if it did).
+
+    ``quick``: name each scenario with the epochs it really ran (:func:`quick_name`).
 
     Example:
         >>> from ct3d.report.runs import GridReports
         >>> from pathlib import Path
         >>> report_links(GridReports("thesis", Path("r"), failed=["b"], names=["b"]))
         {'b': '<a href="b/report.html">b</a> (failed)'}
+        >>> m = {"n": 4, "epochs_run": 2}
+        >>> report_links(GridReports("thesis", Path("r"), {"a-25": m}, names=["a-25"]), True)
+        {'a-25': '<a href="a-25/report.html">a-25 (quick: 2 epochs)</a>'}
     """
     if reports.folder is None:
         return {}
-    return {n: f'<a href="{html.escape(n)}/report.html">{html.escape(n)}</a>'
+
+    def shown(name: str) -> str:
+        if not quick:
+            return name
+        return quick_name(name, run_size(reports.metrics[name])[1] if name in reports.metrics
+                          else [])
+
+    return {n: f'<a href="{html.escape(n)}/report.html">{html.escape(shown(n))}</a>'
                + (" (failed)" if n in reports.failed else "") for n in reports.names}
+
+
+def thesis_tables_html(reports: GridReports, index_html: Mapping[str, str] | None = None) -> str:
+    """The thesis' Tables 4.1-4.3 (:func:`thesis_table`) as HTML, each under its heading
+    (:data:`THESIS_TITLES`); for a grid without thesis figures, a one-line note instead.
+
+    ``index_html``: HTML to show instead of scenario names (:func:`report_links`).
+
+    Example:
+        >>> from ct3d.report.runs import read_reports
+        >>> thesis_tables_html(read_reports(None, "ct3d"))[:48]
+        '<p>Grid ct3d has no figures of the thesis to set'
+        >>> thesis_tables_html(read_reports(None, "thesis"))[:29]
+        '<h3>Training (Table 4.1)</h3>'
+    """
+    if not GRIDS[reports.grid].get("thesis_figures"):
+        return (f"<p>Grid {html.escape(reports.grid)} has no figures of the thesis to set "
+                f"beside (its Tables 4.1–4.3 are those of the thesis grid).</p>")
+    return "".join(f"<h3>{html.escape(THESIS_TITLES[t])}</h3>"
+                   + (to_html(thesis_table(t, reports), index_html=index_html)
+                      or "<p>No scenario to show.</p>") for t in THESIS_TABLES)
+
+
+def _skipped(reference: str, scenario: str, reason: str) -> dict[str, Any]:
+    """A comparison that could not be made: who A and B are, and why not."""
+    return {"runs": {side: {"scenario": name, "folder": name}
+                     for side, name in (("a", reference), ("b", scenario))},
+            "skipped": reason}
+
+
+def grid_comparisons(reports: GridReports, n_boot: int = 2000,
+                     seed: int = 0) -> list[dict[str, Any]]:
+    """The paired comparisons of ``GRIDS[grid]["paired"]`` (scenario B -> reference A), in
+    that order: :func:`ct3d.compare_runs` of the two report folders (each keeps its run's
+    ``metrics.json`` and ``predictions.csv``), with ``difference`` = AUC of B - AUC of A.
+
+    A pair that cannot be compared is kept, as ``runs`` (A and B by name) and ``skipped``
+    (the reason: a report missing or failed, or runs not on the same scans and folds, e.g.
+    with other numbers of repeats), so :func:`~ct3d.report.paired_table` lists it. A grid without
+    ``paired``, or ``reports`` without a folder (the thesis' figures only), gives ``[]``.
+
+    Example:
+        >>> import tempfile
+        >>> from ct3d.report.runs import read_reports
+        >>> with tempfile.TemporaryDirectory() as empty:
+        ...     grid_comparisons(read_reports(empty, "ct3d"))[0]["skipped"]
+        'no report of ct23-thesis-recipe; no report of ct23-ct3d-recipe'
+    """
+    if reports.folder is None:
+        return []
+    comparisons = []
+    for scenario, reference in GRIDS[reports.grid].get("paired", {}).items():
+        missing = [n for n in (reference, scenario) if n not in reports.metrics]
+        if missing:
+            reasons = [f"the report of {n} failed" if n in reports.failed
+                       else f"no report of {n}" for n in missing]
+            comparisons.append(_skipped(reference, scenario, "; ".join(reasons)))
+            continue
+        try:
+            comparisons.append(compare_runs(reports.folder / reference,
+                                            reports.folder / scenario, n_boot=n_boot, seed=seed))
+        except ComparisonError as error:  # its message names the folders: keep their names
+            reason = str(error).replace(f"{reports.folder}{os.sep}", "")
+            comparisons.append(_skipped(reference, scenario, reason))
+    return comparisons

@@ -6,7 +6,7 @@ folder and exports it to HTML with the code hidden, then executes ``notebooks/co
 over the whole folder into ``index.ipynb`` / ``index.html``::
 
     OUT/index.ipynb  index.html               the grid side by side with the thesis' figures
-    OUT/<scenario>/report.ipynb  report.html  metrics.json  *.png
+    OUT/<scenario>/report.ipynb  report.html  metrics.json  predictions.csv  *.png
     WORK/.data/  .cache/                       synthetic cohort and preprocessed scans (shared)
     WORK/.runs/<OUT name>/<scenario>/          run folders: models stay out of the report
 
@@ -15,7 +15,11 @@ machine that made it: the notebooks run in their report folder with the scenario
 written relative to it, and the streams written to stderr (TensorFlow's and Python's
 warnings, which quote source files) are left out of the saved notebooks and their HTML. A
 scenario that fails is reported (its error, and papermill's partly executed notebook with
-the failing cell is kept and exported) and the others still run.
+the failing cell is kept and exported) and the others still run. Each report folder keeps
+its run's ``predictions.csv`` (scans named relative to the data,
+:func:`~ct3d.report.relative_scans`), from which the index compares the grid's ``paired``
+scenarios. A ``quick`` report says on every page, first, that it is a smoke test, and names
+each scenario with the epochs it really ran (:mod:`ct3d.report.smoke`).
 
 Example::
 
@@ -45,7 +49,9 @@ from nbconvert import HTMLExporter
 from papermill.exceptions import PapermillExecutionError
 
 from ct3d.errors import Ct3dError
+from ct3d.grids import GRIDS
 from ct3d.grids import grid as grid_scenarios
+from ct3d.report.smoke import quick_name
 from ct3d.scenario import Scenario
 
 EXECUTION_ERRORS = (PapermillExecutionError, RuntimeError, TimeoutError)
@@ -227,6 +233,19 @@ def _run_notebook(notebook: Path, output: Path, parameters: dict[str, Any], kern
     return error
 
 
+def index_title(grid: str, quick: bool = False) -> str:
+    """The HTML title of a grid's index page.
+
+    Example:
+        >>> index_title("thesis")
+        'ct3d thesis grid: our runs beside the thesis'
+        >>> index_title("ct3d", quick=True)
+        'ct3d ct3d grid (quick: smoke test)'
+    """
+    beside = ": our runs beside the thesis" if GRIDS[grid].get("thesis_figures") else ""
+    return f"ct3d {grid} grid{beside}{' (quick: smoke test)' if quick else ''}"
+
+
 def run_grid(
     grid: str = "thesis",
     data: str | None = None,
@@ -240,12 +259,14 @@ def run_grid(
     """Report every scenario of ``grid`` into ``out/<scenario>/``, then the index.
 
     ``data``: a folder of class sub-folders instead of the synthetic cohort. ``quick``: the
-    grid's smoke-run sizes (:func:`ct3d.grids.grid`). ``kernel``: a registered Jupyter kernel
-    name (default: this interpreter, see :func:`python_kernel`). ``progress``: where the
-    data, cache and models go, then one line per scenario with its time. ``only``: run just
-    these scenarios (the index still covers every report folder in ``out``). ``work``: the
-    folder for the synthetic cohort, the cache and the run folders (default: ``out``'s
-    parent).
+    grid's smoke-run sizes (:func:`ct3d.grids.grid`); every page then opens with a banner
+    saying so, and names each scenario with its quick epochs, not those of its name (the
+    scenario pages: those each model really ran). ``kernel``: a registered
+    Jupyter kernel name (default: this interpreter, see :func:`python_kernel`). ``progress``:
+    where the data, cache and models go, then one line per scenario with its time.
+    ``only``: run just these scenarios (the index still covers every report folder in
+    ``out``). ``work``: the folder for the synthetic cohort, the cache and the run folders
+    (default: ``out``'s parent).
 
     Example::
 
@@ -275,9 +296,11 @@ def run_grid(
             start = time.perf_counter()
             scenario = _placed(scenarios[name], place / ".runs" / root.name / name, place,
                                folder)
+            shown = quick_name(name, [scenario.train.epochs]) if quick else name
             error = _run_notebook(notebooks / "scenario.ipynb", folder / "report.ipynb",
                                   {"scenario_yaml": scenario.to_yaml(), "out_dir": ".",
-                                   "data": ""}, kernel_name, f"ct3d report: {name} ({grid})")
+                                   "data": "", "quick": quick}, kernel_name,
+                                  f"ct3d report: {shown} ({grid})")
             report = ScenarioReport(name, folder, time.perf_counter() - start, error)
             summary.scenarios.append(report)
             if progress:
@@ -285,8 +308,9 @@ def run_grid(
                 print(f"[{i}/{len(chosen)}] {name}: {status} ({report.seconds:.1f} s)",
                       flush=True)
         summary.index_error = _run_notebook(
-            notebooks / "compare.ipynb", root / "index.ipynb", {"reports_dir": ".", "grid": grid},
-            kernel_name, f"ct3d {grid} grid: our runs beside the thesis")
+            notebooks / "compare.ipynb", root / "index.ipynb",
+            {"reports_dir": ".", "grid": grid, "quick": quick}, kernel_name,
+            index_title(grid, quick))
     if (root / "index.html").is_file():
         summary.index = root / "index.html"
     if progress:

@@ -1,7 +1,10 @@
-"""Figures of a run's training and metrics, as :class:`matplotlib.figure.Figure` objects.
+"""Figures of a run's training and metrics, and of a grid's runs side by side, as
+:class:`matplotlib.figure.Figure` objects.
 
 Every function draws on a new ``Figure`` (no pyplot state); :func:`save_figure` writes one as
-PNG. Epoch axes show integer ticks only.
+PNG. Epoch axes show integer ticks only. The grid figures (:func:`forest_figure`,
+:func:`roc_overlay_figure`, :func:`paired_figure`) take the reports of a grid
+(:class:`~ct3d.report.GridReports`, or plain metrics by scenario name) or its comparisons.
 
 Example:
     >>> fig = curves_figure({"epoch": [1, 2], "loss": [0.7, 0.5], "val_loss": [0.8, 0.6]})
@@ -21,13 +24,16 @@ from typing import Any
 
 import numpy as np
 from matplotlib.axes import Axes
+from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from ct3d.report.runs import GridReports
 from ct3d.report.tables import ci_interval, confusion_table, format_cell
 
-__all__ = ["CURVES", "calibration_figure", "confusion_figure", "curves_figure", "note_figure",
-           "roc_figure", "save_figure", "timing_figure"]
+__all__ = ["CURVES", "calibration_figure", "confusion_figure", "curves_figure", "forest_figure",
+           "note_figure", "paired_figure", "roc_figure", "roc_overlay_figure", "save_figure",
+           "timing_figure"]
 
 CURVES = ("loss", "accuracy", "auc")
 """Metrics plotted per epoch (those the history holds), train and ``val_`` together."""
@@ -234,4 +240,168 @@ def calibration_figure(metrics: Mapping[str, Any]) -> Figure:
     bottom.bar(centres, cal["count"], width=widths, color="C2", edgecolor="C2", alpha=0.6)
     bottom.set(xlabel="predicted probability", ylabel="scans", xlim=(0, 1))
     bottom.yaxis.set_major_locator(MaxNLocator(integer=True))
+    return fig
+
+
+Reports = GridReports | Mapping[str, Mapping[str, Any]]
+"""A grid's scenario metrics: its reports, or ``metrics.json`` contents by scenario name."""
+
+
+def _by_scenario(reports: Reports) -> dict[str, Mapping[str, Any]]:
+    """Metrics by scenario name, in the grid's order (reports without metrics left out)."""
+    if isinstance(reports, GridReports):
+        return {n: reports.metrics[n] for n in reports.names if n in reports.metrics}
+    return dict(reports)
+
+
+def _auc(metrics: Mapping[str, Any]) -> tuple[float | None, tuple[float, float] | None, str]:
+    """A run's AUC, its 95% interval (or None) and its name: ``AUC``, or multi-class
+    ``macro AUC``."""
+    if "class_names" in metrics:
+        return metrics.get("macro_auc"), ci_interval(metrics, "macro_auc"), "macro AUC"
+    return metrics.get("auc"), ci_interval(metrics, "auc"), "AUC"
+
+
+def _forest_label(name: str, metrics: Mapping[str, Any], kind: str) -> str:
+    """``name`` over ``n = N`` (and the repeats averaged, and ``macro AUC``) for a y tick."""
+    repeats = len(metrics.get("repeats") or [])
+    notes = [f"n = {metrics['n']}", *([f"mean of {repeats} repeats"] if repeats > 1 else []),
+             *([kind] if kind != "AUC" else [])]
+    return f"{name}\n{', '.join(notes)}"
+
+
+def _rows_axes(rows: int) -> tuple[Figure, Axes]:
+    """A figure with one axes tall enough for ``rows`` labelled rows, the first on top."""
+    fig = Figure(figsize=(7.5, 1.2 + 0.55 * max(rows, 1)))
+    ax = fig.subplots()
+    ax.set_ylim(rows - 0.5, -0.5)
+    ax.grid(axis="x", alpha=0.3)
+    return fig, ax
+
+
+def forest_figure(reports: Reports) -> Figure:
+    """The AUC of every scenario, one row each (the grid's order, top down): a point and its
+    95% bootstrap interval as a horizontal bar, a dotted line at 0.5 (chance).
+
+    Binary runs show ``auc`` and ``ci["auc"]``; multi-class runs ``macro_auc`` (a square; no
+    interval unless the metrics have one). Each row is labelled with the scenario, its
+    number of scans (``n``) and, for repeated k-fold, the number of repeats averaged; the
+    value and interval are written at the right. The x axis runs from 0.4 (lower if an
+    interval needs it) to 1. A run without an AUC keeps its row, marked ``no AUC``.
+
+    Example:
+        >>> m = {"n": 40, "auc": 0.8, "ci": {"auc": [0.7, 0.9]}}
+        >>> fig = forest_figure({"a": m, "b": {**m, "auc": 0.6, "ci": {"auc": [0.45, 0.75]}}})
+        >>> [seg.tolist() for seg in fig.axes[0].collections[0].get_segments()]
+        [[[0.7, 0.0], [0.9, 0.0]], [[0.45, 1.0], [0.75, 1.0]]]
+    """
+    runs = _by_scenario(reports)
+    if not runs:
+        return note_figure("No scenario report with metrics: no AUC to show.")
+    fig, ax = _rows_axes(len(runs))
+    labels, bars, low = [], [], 0.4
+    for y, (name, m) in enumerate(runs.items()):
+        auc, bounds, kind = _auc(m)
+        labels.append(_forest_label(name, m, kind))
+        if bounds is not None:
+            bars.append(((bounds[0], y), (bounds[1], y)))
+            low = min(low, bounds[0] - 0.02)
+        if auc is None:
+            ax.text(0.5, y, "  no AUC", va="center", fontsize=8, color="grey")
+            continue
+        low = min(low, auc - 0.02)
+        ax.plot([auc], [y], "s" if kind != "AUC" else "o", color="C0", clip_on=False)
+        text = format_cell(auc, ".3f") + (f" {format_cell(bounds, '.3f')}" if bounds else "")
+        ax.annotate(text, (1, y), xycoords=("axes fraction", "data"), xytext=(6, 0),
+                    textcoords="offset points", va="center", fontsize=8)
+    ax.add_collection(LineCollection(bars, colors="C0", linewidths=2))
+    ax.axvline(0.5, color="grey", linestyle=":", label="chance")
+    ax.set_yticks(range(len(runs)), labels, fontsize=8)
+    ax.set(xlim=(low, 1.0), title="AUC per scenario",
+           xlabel="AUC (binary) or macro AUC (multi-class), 95% interval; dotted: chance")
+    return fig
+
+
+def _roc_label(name: str, metrics: Mapping[str, Any]) -> str:
+    label = f"{name}: AUC {format_cell(metrics['auc'], '.3f')}"
+    if "roc" in metrics.get("from_repeat_0", []):
+        label += f" (mean of {len(metrics['repeats'])} repeats; curve: repeat 0)"
+    return label
+
+
+def roc_overlay_figure(reports: Reports) -> Figure:
+    """The ROC curves of every binary scenario on one axes (a colour each; the legend gives
+    each AUC), with the diagonal (chance). Multi-class scenarios, and runs without a curve
+    (one class among the evaluated scans), are left out: the title names them.
+
+    Repeated k-fold runs draw repeat 0's curve beside the mean AUC of their repeats.
+
+    Example:
+        >>> m = {"auc": 0.75, "roc": {"fpr": [0, 0.5, 1], "tpr": [0, 1, 1]}}
+        >>> fig = roc_overlay_figure({"a": m, "k5": {"class_names": list("abcde")}})
+        >>> [line.get_label() for line in fig.axes[0].lines]
+        ['a: AUC 0.750', 'chance']
+        >>> fig.axes[0].get_title().splitlines()[1]
+        'not shown (multi-class or no curve): k5'
+    """
+    runs = _by_scenario(reports)
+    curves = {n: m for n, m in runs.items() if "class_names" not in m and m.get("roc")}
+    if not curves:
+        return note_figure("No ROC curves: no binary scenario with both classes among its "
+                           "evaluated scans.")
+    fig = Figure(figsize=(8.5, 5.5))
+    ax = fig.subplots()
+    for i, (name, m) in enumerate(curves.items()):
+        ax.plot(m["roc"]["fpr"], m["roc"]["tpr"], color=f"C{i % 10}",
+                linestyle=("-", "--", "-.", ":")[i // 10 % 4], label=_roc_label(name, m))
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="chance")
+    left_out = [n for n in runs if n not in curves]
+    title = "ROC curves of the binary scenarios (evaluated scans)"
+    if left_out:
+        title += f"\nnot shown (multi-class or no curve): {', '.join(left_out)}"
+    ax.set(xlabel="false positive rate (1 - specificity)",
+           ylabel="true positive rate (sensitivity)", title=title, xlim=(-0.02, 1.02),
+           ylim=(-0.02, 1.02), aspect="equal")
+    ax.legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8)
+    return fig
+
+
+def _p_text(p: float) -> str:
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
+
+
+def paired_figure(comparisons: Sequence[Mapping[str, Any]]) -> Figure:
+    """Paired AUC differences B - A (from :func:`ct3d.paired.compare_runs`), one row each:
+    the difference as a point, its 95% paired-bootstrap interval as a horizontal bar, and a
+    dotted line at 0 (no difference). Rows are labelled ``B vs A (p = ...)``; comparisons
+    that were skipped (:func:`~ct3d.report.grid_comparisons`) are named in the title.
+
+    Example:
+        >>> c = {"runs": {"a": {"folder": "base"}, "b": {"folder": "crop"}}, "auc_a": 0.71,
+        ...      "auc_b": 0.78, "difference": 0.07, "ci": [0.01, 0.13], "p_value": 0.03}
+        >>> fig = paired_figure([c])
+        >>> [t.get_text() for t in fig.axes[0].get_yticklabels()]
+        ['crop vs base (p = 0.030)']
+    """
+    done = [c for c in comparisons if "skipped" not in c]
+    skipped = [f"{c['runs']['b']['folder']} vs {c['runs']['a']['folder']}"
+               for c in comparisons if "skipped" in c]
+    if not done:
+        return note_figure("No paired comparison to show"
+                           + (f" (skipped: {', '.join(skipped)})." if skipped else "."))
+    fig, ax = _rows_axes(len(done))
+    for y, c in enumerate(done):
+        ax.plot([c["difference"]], [y], "o", color="C1")
+    ax.add_collection(LineCollection([((c["ci"][0], y), (c["ci"][1], y))
+                                      for y, c in enumerate(done)], colors="C1", linewidths=2))
+    ax.axvline(0, color="grey", linestyle=":", label="no difference")
+    reach = max(0.05, *(abs(v) for c in done for v in (*c["ci"], c["difference"])))
+    ax.set_xlim(-1.1 * reach, 1.1 * reach)
+    ax.set_yticks(range(len(done)), [
+        f"{c['runs']['b']['folder']} vs {c['runs']['a']['folder']} ({_p_text(c['p_value'])})"
+        for c in done], fontsize=8)
+    title = "AUC difference B - A on the same scans, 95% paired-bootstrap interval"
+    if skipped:
+        title += f"\nskipped (see the table): {', '.join(skipped)}"
+    ax.set(xlabel="ΔAUC (B - A); dotted: no difference", title=title)
     return fig

@@ -3,7 +3,9 @@
 A run folder (written by :func:`ct3d.run`) holds ``metrics.json``, ``split.csv``,
 ``predictions.csv`` and the per-epoch ``history.csv`` (k-fold runs: one per ``fold<i>/``).
 :func:`read_run` reads them all into a :class:`Run`; :func:`read_reports` reads the
-``metrics.json`` of every scenario report of a grid (and which reports failed).
+``metrics.json`` of every scenario report of a grid (and which reports failed). A report
+folder keeps the run's ``predictions.csv`` with the scans named relative to the data
+(:func:`relative_scans`), so two reports of a grid can be compared scan by scan.
 
 Example:
     >>> class_names({"classes": ["CT-0", "CT-23"], "confusion_matrix": [[1, 0], [0, 1]]})
@@ -27,7 +29,8 @@ import pandas as pd
 from ct3d.grids import GRIDS
 
 __all__ = ["GridReports", "Run", "class_names", "first_per_class", "held_out_scans",
-           "read_history", "read_reports", "read_run", "sample_scans", "scan_titles"]
+           "read_history", "read_reports", "read_run", "relative_scans", "sample_scans",
+           "scan_titles"]
 
 
 @dataclass
@@ -135,6 +138,30 @@ def scan_titles(rows: pd.DataFrame, classes: Sequence[str]) -> list[str]:
     probs = rows["probability"] if "probability" in rows else [None] * len(rows)
     return [classes[label] + ("" if p is None else f", p = {p:.2f}") + f"\n{Path(path).name}"
             for label, p, path in zip(rows["label"], probs, paths, strict=True)]
+
+
+def relative_scans(rows: pd.DataFrame, root: str | os.PathLike[str]) -> pd.DataFrame:
+    """A copy of ``predictions.csv`` rows whose ``scan`` column names each scan relative to
+    the data ``root`` (a scenario's ``data.root``; a manifest file: its folder), with ``/``.
+
+    Scans and ``root`` as the run saw them (relative paths: to the same working folder). A
+    scan outside ``root`` keeps its folder and file name only. No path of the machine is
+    left, and two runs on the same data name each scan alike (:func:`ct3d.compare_runs`).
+
+    Example:
+        >>> rows = pd.DataFrame({"scan": ["/d/cohort/CT-0/a.nii.gz", "/elsewhere/CT-1/b.nii"]})
+        >>> relative_scans(rows, "/d")["scan"].tolist()
+        ['cohort/CT-0/a.nii.gz', 'CT-1/b.nii']
+    """
+    base = Path(root)
+    if base.is_file() or base.suffix.lower() == ".csv":
+        base = base.parent
+
+    def relative(scan: str) -> str:
+        path = Path(os.path.relpath(scan, base))
+        return "/".join(Path(scan).parts[-2:] if path.parts[0] == ".." else path.parts)
+
+    return rows.assign(scan=[relative(s) for s in rows["scan"]])
 
 
 @dataclass

@@ -237,16 +237,28 @@ def paired_table(comparisons: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
 
     Rows ``B vs A`` by run folder name; columns ``AUC A``, ``AUC B``, ``ΔAUC`` (B - A),
     ``95% CI`` of ΔAUC (a ``(low, high)`` interval) and ``p`` (two-sided, paired bootstrap).
+    A comparison that was skipped (``skipped``: the reason, from
+    :func:`~ct3d.report.grid_comparisons`) has no numbers; the table then ends with a
+    ``skipped`` column holding the reasons.
 
     Example:
         >>> c = {"runs": {"a": {"folder": "base"}, "b": {"folder": "crop"}}, "auc_a": 0.71,
         ...      "auc_b": 0.78, "difference": 0.07, "ci": [0.01, 0.13], "p_value": 0.03}
         >>> paired_table([c]).loc["crop vs base"].tolist()
         [0.71, 0.78, 0.07, (0.01, 0.13), 0.03]
+        >>> gone = {"runs": {"a": {"folder": "base"}, "b": {"folder": "flip"}},
+        ...         "skipped": "no report of flip"}
+        >>> paired_table([c, gone]).loc["flip vs base"].tolist()
+        [None, None, None, None, None, 'no report of flip']
     """
     names = [f"{c['runs']['b']['folder']} vs {c['runs']['a']['folder']}" for c in comparisons]
+    skipped = any("skipped" in c for c in comparisons)
+    rows = [[None] * 5 if "skipped" in c else
+            [c["auc_a"], c["auc_b"], c["difference"], tuple(c["ci"]), c["p_value"]]
+            for c in comparisons]
     return pd.DataFrame(
-        [[c["auc_a"], c["auc_b"], c["difference"], tuple(c["ci"]), c["p_value"]]
-         for c in comparisons],
+        [[*row, c.get("skipped")] if skipped else row
+         for row, c in zip(rows, comparisons, strict=True)],
         index=pd.Index(names, name="comparison"),
-        columns=["AUC A", "AUC B", "ΔAUC", "95% CI", "p"], dtype=object)
+        columns=["AUC A", "AUC B", "ΔAUC", "95% CI", "p", *(["skipped"] if skipped else [])],
+        dtype=object)
