@@ -52,6 +52,15 @@ CANDIDATES: dict[str, dict[str, Any]] = {
                             "train.lr_decay_steps": 100_000},
     "epochs-60": {"train.epochs": 60, "train.patience": 60},
     "lung-only": {"preprocess": [_CHAIN[0], _LUNG_ONLY, *_CHAIN[1:]]},
+    "antialias": {"preprocess.3.params.antialias": True},
+    "antialias-more-augment": {
+        "preprocess.3.params.antialias": True,
+        "augment": [{"name": "flip", "params": {"axes": [0]}},
+                    {"name": "rotate", "params": {"degrees": [-15.0, 15.0]}},
+                    {"name": "gamma", "params": {"gamma": [0.8, 1.25]}},
+                    {"name": "gaussian_noise", "params": {"std": 0.02}}]},
+    "lung-only-96x96x48": {"preprocess": [_CHAIN[0], _LUNG_ONLY, *_CHAIN[1:3],
+                                          {"name": "resize", "params": {"shape": [96, 96, 48]}}]},
     "lung-only-more-augment": {
         "preprocess": [_CHAIN[0], _LUNG_ONLY, *_CHAIN[1:]],
         "augment": [{"name": "flip", "params": {"axes": [0]}},

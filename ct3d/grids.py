@@ -76,7 +76,7 @@ _THESIS_RECIPE = {
         {"name": "rotate", "params": {"degrees": [-20.0, 20.0]}},
         {"name": "contrast", "params": {"low": 0.5, "high": 1.0}},
     ],
-    "model.params.bn_momentum": 0.99,
+    "model": {"name": "modified_3dcnn", "params": {"bn_momentum": 0.99}},
     "train.epochs": 25, "train.batch_size": 4, "train.optimizer": "sgd",
     "train.learning_rate": 1e-3, "train.momentum": 0.9, "train.schedule": "exponential",
     "train.lr_decay_rate": 0.96, "train.lr_decay_steps": 100_000,

@@ -52,6 +52,23 @@ def test_resize_shape_linearity_spacing_and_corners() -> None:
         build_step("preprocess", "resize", shape=(0, 4, 4))
 
 
+def test_antialiased_resize_averages_what_it_shrinks_and_keeps_the_geometry() -> None:
+    rng = np.random.default_rng(0)
+    noise = Volume(rng.normal(0, 30, (128, 128, 8)).astype(np.float32), (0.7, 0.7, 5.0),
+                   np.eye(4), "noise")
+    plain = build_step("preprocess", "resize", shape=(16, 16, 8))(noise)
+    smooth = build_step("preprocess", "resize", shape=(16, 16, 8), antialias=True)(noise)
+    assert plain.array.std() > 18 and smooth.array.std() < 6  # averaging about 8x8 voxels
+    np.testing.assert_allclose(smooth.affine, plain.affine)
+    flat = noise.replace(array=np.full((128, 128, 8), -850.0, np.float32))
+    np.testing.assert_allclose(
+        build_step("preprocess", "resize", shape=(16, 16, 8), antialias=True)(flat).array, -850.0)
+    grow = random_volume((6, 6, 4))
+    np.testing.assert_array_equal(  # nothing shrinks: nothing is smoothed
+        build_step("preprocess", "resize", shape=(12, 12, 4), antialias=True)(grow).array,
+        build_step("preprocess", "resize", shape=(12, 12, 4))(grow).array)
+
+
 def test_thesis_chain_matches_straightforward_scipy() -> None:
     v = random_volume((40, 40, 12))
     chain = build_preprocess(["hu_window", "rotate90",
