@@ -98,7 +98,7 @@ GRIDS["ct3d"] = {
         "ct1-ct3d-recipe": {**_CT1, "split.repeats": 3},
         "ct1-thesis-recipe": {**_CT1, **_THESIS_RECIPE},
         "ct1-no-lung-crop": {**_CT1, "preprocess": _CROP_CHAIN[1:3] + [
-            {"name": "resize", "params": {"shape": [64, 64, 48]}}],
+            {"name": "resize", "params": {"shape": [64, 64, 48], "antialias": True}}],
                              "preprocess.0.params.high": 200.0},
         "ct1-no-augment": {**_CT1, "augment": []},
         "grades-ct3d-recipe": _GRADES,

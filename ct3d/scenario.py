@@ -679,7 +679,7 @@ PRESETS: dict[str, dict[str, Any]] = {
             {"name": "lung_crop", "params": {"margin_mm": 10.0}},
             {"name": "hu_window", "params": {"low": -1000.0, "high": 200.0}},
             {"name": "rotate90", "params": {"k": 1}},
-            {"name": "resize", "params": {"shape": [64, 64, 48]}},
+            {"name": "resize", "params": {"shape": [64, 64, 48], "antialias": True}},
         ],
         "augment": [{"name": "flip", "params": {"axes": [0]}},
                     {"name": "rotate", "params": {"degrees": [-10.0, 10.0]}}],
