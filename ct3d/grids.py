@@ -93,7 +93,7 @@ _GRADES = {"data.synthetic.severity": "all", "data.synthetic.normal": 60,
 GRIDS["ct3d"] = {
     "base": "ct3d",
     "scenarios": {
-        "ct23-ct3d-recipe": {**_CT23, "split.repeats": 3},
+        "ct23-ct3d-recipe": _CT23,
         "ct23-thesis-recipe": {**_CT23, **_THESIS_RECIPE},
         "ct1-ct3d-recipe": {**_CT1, "split.repeats": 3},
         "ct1-thesis-recipe": {**_CT1, **_THESIS_RECIPE},
