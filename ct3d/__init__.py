@@ -14,8 +14,8 @@ Example:
     >>> s = ct3d.Scenario.preset("quick").with_overrides({"train.epochs": 2})
     >>> s.train.epochs
     2
-    >>> ct3d.build_preprocess(s.preprocess)
-    Chain(hu_window(low=-1000.0, high=400.0), rotate90(k=1), resize(shape=(64, 64, 48), order=1))
+    >>> ct3d.build_preprocess(s.preprocess)  # doctest: +ELLIPSIS
+    Chain(hu_window(low=-1000.0, high=400.0), rotate90(k=1), resize(shape=(64, 64, 48), ...))
 """
 
 from typing import Any

@@ -45,7 +45,7 @@ def test_fill_computes_then_reuses_and_stores_the_chain_output(
     assert isinstance(cached, np.memmap) and cached.dtype == np.float32
     np.testing.assert_array_equal(cached, expected)
     assert json.loads((cache.folder / "chain.json").read_text())[1]["params"] == {
-        "shape": [24, 20, 8], "order": 1}
+        "shape": [24, 20, 8], "order": 1, "antialias": False}
 
 
 def test_key_follows_parameters_not_spelling(scans: list[Scan], tmp_path: Path) -> None:

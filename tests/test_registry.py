@@ -63,15 +63,16 @@ def test_bad_parameters_name_plugin_parameter_and_type() -> None:
 
 def test_resolve_converts_by_type_hint_fills_defaults_and_none_means_default() -> None:
     resize = PREPROCESSORS.resolve("resize", {"shape": [8, 8, 4], "order": None})
-    assert resize.params == {"shape": (8, 8, 4), "order": 1}
+    assert resize.params == {"shape": (8, 8, 4), "order": 1, "antialias": False}
     assert PREPROCESSORS.resolve("hu_window", {"low": -900, "high": "1e2"}).params == {
         "low": -900.0, "high": 100.0}
 
 
 def test_a_resolved_step_reads_like_its_call_and_round_trips() -> None:
     step = resolve_step("preprocess", {"name": "resize", "params": {"shape": [8, 8, 4]}})
-    assert repr(step) == "resize(shape=(8, 8, 4), order=1)"
-    assert step.to_dict() == {"name": "resize", "params": {"shape": [8, 8, 4], "order": 1}}
+    assert repr(step) == "resize(shape=(8, 8, 4), order=1, antialias=False)"
+    assert step.to_dict() == {"name": "resize", "params": {"shape": [8, 8, 4], "order": 1,
+                                                           "antialias": False}}
     assert resolve_step("preprocess", step.to_dict()) == step
     assert resolve_step("preprocess", step) is step  # resolved once, not checked again
     assert resolve_step("preprocess", "resize") == PREPROCESSORS.resolve("resize")

@@ -39,7 +39,8 @@ def test_presets_round_trip_dict_json_yaml_and_file(preset: str, tmp_path) -> No
 
 def test_preset_writes_every_plugin_default() -> None:
     s = Scenario.preset("thesis")
-    assert s.preprocess[2] == StepSpec("resize", {"shape": [128, 128, 64], "order": 1})
+    assert s.preprocess[2] == StepSpec("resize", {"shape": [128, 128, 64], "order": 1,
+                                                  "antialias": False})
     assert s.model == StepSpec("modified_3dcnn", {"dropout": 0.1, "head_dropout": 0.2,
                                                   "bn_momentum": 0.99, "weights": None})
     assert (s.train.optimizer, s.train.momentum, s.train.batch_size) == ("sgd", 0.9, 4)

@@ -11,7 +11,7 @@ Example:
     >>> steps.editors[0].controls["high"].value = 300
     >>> steps.move(1, -1)
     >>> steps.specs()
-    [resize(shape=(128, 128, 64), order=1), hu_window(low=-1000.0, high=300.0)]
+    [resize(shape=(128, 128, 64), order=1, antialias=False), hu_window(low=-1000.0, high=300.0)]
 """
 
 from __future__ import annotations
