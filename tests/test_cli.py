@@ -213,9 +213,9 @@ def test_compare_refuses_runs_of_another_split(
     tmp_path: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:
     a = fake_run(tmp_path / "a", "kfold", folds=4, repeats=2)
-    b = fake_run(tmp_path / "b", "kfold", folds=4)
+    b = fake_run(tmp_path / "b", "kfold", folds=5)
     assert main(["compare", str(a), str(b)]) == 2
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err == (f"ct3d: error: {a} and {b} are not paired: scan "
-                            f"/data/CT-0/scan00.nii.gz (repeat 1) is not tested in {b}\n")
+                            f"/data/CT-0/scan16.nii.gz (repeat 0) is not tested in {a}\n")

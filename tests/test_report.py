@@ -155,7 +155,7 @@ def test_a_failing_scenario_is_reported_and_the_index_still_made(
     assert notebook["metadata"]["papermill"]["exception"] is True
     assert not (report.folder / "metrics.json").exists()
     assert "DatasetError" in (report.folder / "report.html").read_text()
-    assert "all-slices-aug-5</a> (failed)" in summary.index.read_text()
+    assert "all-slices-aug-5 (quick)</a> (failed)" in summary.index.read_text()
     out, err = capfd.readouterr()  # the kernels' output too
     assert "[1/1] all-slices-aug-5: FAILED: DatasetError" in out
     for noise in ("without encryption", "oneDNN", "cuInit", "absl"):

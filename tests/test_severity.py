@@ -188,3 +188,18 @@ def test_unknown_severity_and_scanner_are_rejected(tmp_path):
     assert cohort_grades("all") == ["CT-1", "CT-2", "CT-3", "CT-4"]
     assert [grade_of(v) for v in (0.0, 0.25, 0.2501, 0.5, 0.75, 0.9)] == [
         "CT-0", "CT-1", "CT-2", "CT-2", "CT-3", "CT-4"]
+
+
+def test_a_cohort_recorded_before_severities_is_still_recognised(tmp_path):
+    import json
+
+    from ct3d.data.sources import ensure_synthetic
+
+    params = {"normal": 1, "abnormal": 1, "preset": "quick", "difficulty": "easy",
+              "severity": "none", "scanner": "uniform", "seed": 0}
+    folder = ensure_synthetic(tmp_path, params, progress=False)
+    old = {k: v for k, v in params.items() if k not in ("severity", "scanner")}
+    (folder / "cohort.json").write_text(json.dumps(old))
+    stamp = (folder / "CT-0" / "study_0001.nii.gz").stat().st_mtime_ns
+    assert ensure_synthetic(tmp_path, params, progress=False) == folder
+    assert (folder / "CT-0" / "study_0001.nii.gz").stat().st_mtime_ns == stamp

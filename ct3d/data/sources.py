@@ -69,8 +69,10 @@ def synthetic_classes(params: dict[str, Any]) -> list[str]:
 
 
 def _relevant(params: dict[str, Any]) -> dict[str, Any]:
-    """The parameters that make a cohort: ``difficulty`` only matters without a severity."""
-    if params.get("severity", "none") == "none":
+    """The parameters that make a cohort: ``difficulty`` only matters without a severity; a
+    record written before severities and scanners existed means ``none`` and ``uniform``."""
+    params = {"severity": "none", "scanner": "uniform", **params}
+    if params["severity"] == "none":
         return params
     return {k: v for k, v in params.items() if k != "difficulty"}
 
