@@ -62,3 +62,11 @@ def test_quick_grid_is_a_single_small_repeat() -> None:
 def test_unknown_grid_is_refused() -> None:
     with pytest.raises(ScenarioError, match="unknown grid 'x'; known: ct3d, thesis"):
         grid("x")
+
+
+def test_labels_naming_folders_the_synthetic_cohort_does_not_write_are_refused() -> None:
+    s = Scenario.preset("ct3d").with_overrides({"data.synthetic.severity": "CT-1"})
+    with pytest.raises(ScenarioError, match=(
+            "data.labels name folder\\(s\\) CT-23 that the synthetic cohort \\(severity CT-1\\) "
+            "does not write; it writes CT-0, CT-1")):
+        s.validate()
