@@ -113,24 +113,32 @@ def _train(args: argparse.Namespace) -> None:
     _print_result(ct3d.run(scenario, out=args.out, force=args.force))
 
 
+def _slices(top: list[tuple[int, float]]) -> str:
+    """``31:0.210 30:0.180``: slice numbers of the original scan and attention weights."""
+    return " ".join(f"{k}:{w:.3f}" for k, w in top)
+
+
 def _predict(args: argparse.Namespace) -> int:
     import csv
 
-    results = ct3d.predict(args.run_dir, args.scans, saliency_dir=args.saliency)
+    results = ct3d.predict(args.run_dir, args.scans, saliency_dir=args.saliency,
+                           layer=args.layer)
     for r in results:
         if r.error:
             print(f"{r.scan}\tERROR\t{r.error}", file=sys.stderr)
         else:
             print(f"{r.scan}\t{r.probability:.4f}\t{r.label}"
-                  + (f"\t{r.saliency}\t{r.saliency_layer or 'empty'}" if r.saliency else ""))
+                  + (f"\t{r.saliency}\t{r.saliency_layer or 'empty'}" if r.saliency else "")
+                  + (f"\tslices {_slices(r.top_slices)}" if r.top_slices else ""))
     if args.csv:
         with open(args.csv, "w", newline="") as f:
             w = csv.writer(f)
             w.writerow(["scan", "probability", "label", "saliency", "saliency_layer",
-                        "saliency_note", "error"])
+                        "saliency_note", "top_slices", "error"])
             w.writerows([r.scan, "" if r.probability is None else f"{r.probability:.6f}",
                          r.label or "", r.saliency or "", r.saliency_layer or "",
-                         r.saliency_note or "", r.error or ""] for r in results)
+                         r.saliency_note or "", _slices(r.top_slices), r.error or ""]
+                        for r in results)
     if not results:
         raise ScenarioError(f"no scans found in {', '.join(args.scans)}")
     return 1 if any(r.error for r in results) else 0
@@ -244,9 +252,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "OUT_DIR/a/dicom_gradcam.nii.gz, OUT_DIR/b/dicom_gradcam.nii.gz); "
                         "a layer whose map is empty is skipped for a shallower one, and the "
                         "layer used is printed after the map ('empty': none gave a map)")
+    p.add_argument("--layer", metavar="NAME",
+                   help="the convolution layer Grad-CAM explains (default: the model's last; "
+                        "for slice models a 2D convolution of the backbone)")
     p.add_argument("--csv", metavar="OUT.csv",
                    help="also write the results as CSV (scan, probability, label, saliency, "
-                        "saliency_layer, saliency_note: why layers were skipped, error)")
+                        "saliency_layer, saliency_note: why layers were skipped, top_slices: "
+                        "for slice models with attention, the 3 heaviest slices as "
+                        "slice:weight, error)")
     p.set_defaults(func=_predict)
 
     p = sub.add_parser("preprocess", help="fill the preprocessed-scan cache ahead of training")

@@ -47,6 +47,9 @@ class Prediction:
     With a Grad-CAM map: ``saliency`` is its path, ``saliency_layer`` the layer it was
     computed at (None: every layer's map was empty, the map is all zero) and
     ``saliency_note`` why layers were skipped (see :func:`ct3d.saliency.explain_volume`).
+    For a slice model with attention (:mod:`ct3d.models.slices`): ``top_slices``, the
+    slices that mattered most, as (slice number in the original scan, attention weight),
+    heaviest first (weights of the model's slices sum to 1).
     """
 
     scan: str
@@ -57,6 +60,7 @@ class Prediction:
     saliency: str | None = None
     saliency_layer: str | None = None
     saliency_note: str | None = None
+    top_slices: list[tuple[int, float]] = field(default_factory=list)
 
 
 @dataclass
@@ -92,6 +96,14 @@ class SavedRun:
         x = array[None, ..., None]
         prob = np.mean([m.predict(x, verbose=0)[0] for m in self.models], axis=0)
         return np.array([1.0 - prob[0], prob[0]]) if prob.shape == (1,) else prob
+
+    def slice_weights(self, array: np.ndarray) -> np.ndarray | None:
+        """Attention weight of each slice of one preprocessed array (mean over the run's
+        models; they sum to 1), or None for models without slice attention."""
+        from ct3d.models.slices import slice_weights
+
+        found = [slice_weights(m, array[None, ..., None]) for m in self.models]
+        return None if found[0] is None else np.mean([w[0] for w in found], axis=0)
 
 
 def expand_paths(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
@@ -159,8 +171,31 @@ def saliency_paths(
             for path in absolute]
 
 
-def _predict_one(run: SavedRun, chain: Any, path: Path, saliency: Path | None) -> Prediction:
-    """One scan's prediction, and its Grad-CAM map saved at ``saliency`` if not None."""
+def top_slices(weights: np.ndarray, prepared: Any, original: Any, n: int = 3
+               ) -> list[tuple[int, float]]:
+    """The ``n`` heaviest slices of ``prepared`` as (nearest slice of ``original``, weight).
+
+    A preprocessed slice's centre is carried to the world and back onto the original grid
+    through both affines, so the numbers are the slices a viewer shows for the original scan.
+
+    Example:
+        >>> from ct3d.volume import Volume
+        >>> original = Volume(np.zeros((4, 4, 20)), (1.0, 1.0, 1.0), np.eye(4), "o")
+        >>> prepared = Volume(np.zeros((2, 2, 5)), (2.0, 2.0, 4.0), np.diag([2, 2, 4, 1.0]), "p")
+        >>> top_slices(np.array([0.1, 0.1, 0.5, 0.2, 0.1]), prepared, original, n=2)
+        [(8, 0.5), (12, 0.2)]
+    """
+    order = np.argsort(-np.asarray(weights), kind="stable")[:n]
+    w, h, _ = prepared.shape
+    to_original = np.linalg.inv(original.affine) @ prepared.affine
+    return [(int(np.rint((to_original @ [(w - 1) / 2, (h - 1) / 2, k, 1.0])[2])),
+             round(float(weights[k]), 4)) for k in order]
+
+
+def _predict_one(run: SavedRun, chain: Any, path: Path, saliency: Path | None,
+                 layer: str | None = None) -> Prediction:
+    """One scan's prediction, and its Grad-CAM map (at ``layer``, default the last
+    convolution) saved at ``saliency`` if not None."""
     try:
         original = read_volume(path)
         prepared = chain(original)
@@ -175,10 +210,13 @@ def _predict_one(run: SavedRun, chain: Any, path: Path, saliency: Path | None) -
     else:
         result.probability = float(probs.max())
         result.label = run.classes[int(np.argmax(probs))]
+    weights = run.slice_weights(prepared.array)
+    if weights is not None:
+        result.top_slices = top_slices(weights, prepared, original)
     if saliency is not None:
         from ct3d.saliency import explain_volume, save_nifti
 
-        heat = explain_volume(run.models[0], prepared, original)
+        heat = explain_volume(run.models[0], prepared, original, layer=layer)
         result.saliency = str(save_nifti(heat, saliency))
         result.saliency_layer, result.saliency_note = heat.layer, heat.note
     return result
@@ -187,6 +225,7 @@ def _predict_one(run: SavedRun, chain: Any, path: Path, saliency: Path | None) -
 def predict(
     run_dir: str | os.PathLike[str], paths: Sequence[str | os.PathLike[str]],
     saliency_dir: str | os.PathLike[str] | None = None, progress: bool = True,
+    layer: str | None = None,
 ) -> list[Prediction]:
     """Predict every scan (folders expanded); a scan that fails carries its ``error``.
 
@@ -197,7 +236,8 @@ def predict(
     ``<saliency_dir>/P0001/CT_CHEST_gradcam.nii.gz`` and ``.../P0002/...``; distinct scans
     always get distinct paths (see :func:`saliency_paths`). A layer whose map is empty is
     skipped for a shallower one (:func:`ct3d.saliency.explain_volume`); the layer used is
-    the prediction's ``saliency_layer``.
+    the prediction's ``saliency_layer``. ``layer``: the convolution to explain (default:
+    the model's last; for slice models a 2D convolution of the backbone).
 
     Example:
         >>> for p in predict("runs/quick", ["dicom/"], saliency_dir="maps"):  # doctest: +SKIP
@@ -209,7 +249,7 @@ def predict(
     scans = expand_paths(paths)
     maps = (saliency_paths(scans, saliency_dir) if saliency_dir is not None
             else [None] * len(scans))
-    return [_predict_one(run, chain, path, target)
+    return [_predict_one(run, chain, path, target, layer)
             for path, target in tqdm(list(zip(scans, maps, strict=True)), desc="predict",
                                      unit="scan", disable=not progress)]
 

@@ -29,6 +29,7 @@ from scipy import ndimage
 
 from ct3d.backend import import_keras, import_tensorflow
 from ct3d.io import read_volume, write_volume
+from ct3d.models.slices import SLICE_LAYER
 from ct3d.preprocess import build_preprocess
 from ct3d.registry import StepLike
 from ct3d.volume import Volume
@@ -58,20 +59,49 @@ class HeatMap(Volume):
 
 
 def _walk(model: Any) -> list[Any]:
-    """Every layer of ``model`` in order, descending into nested models."""
+    """Every layer of ``model`` in order, descending into nested models and wrappers."""
     found = []
     for layer in model.layers:
         found.append(layer)
-        if hasattr(layer, "layers"):
+        inner = getattr(layer, "layer", None)  # TimeDistributed and other wrappers
+        if inner is not None and hasattr(inner, "layers"):
+            found.extend(_walk(inner))
+        elif hasattr(layer, "layers"):
             found.extend(_walk(layer))
     return found
 
 
+def _slice_encoder(model: Any) -> Any | None:
+    """A slice model's per-slice encoder (:mod:`ct3d.models.slices`), or None."""
+    names = {layer.name for layer in model.layers}
+    return model.get_layer(SLICE_LAYER).layer if SLICE_LAYER in names else None
+
+
+def _backbone(encoder: Any) -> Any:
+    """The 2D backbone network nested in a slice encoder."""
+    return next(layer for layer in encoder.layers if hasattr(layer, "layers"))
+
+
+def _conv_type(model: Any) -> type:
+    """The convolutions Grad-CAM looks at: Conv2D in a slice model's backbone, else Conv3D."""
+    return keras.layers.Conv2D if _slice_encoder(model) is not None else keras.layers.Conv3D
+
+
+def _convolutions(model: Any) -> list[Any]:
+    """The layers Grad-CAM can use: a slice model's backbone Conv2D layers, or the 3D
+    convolutions of the model's own graph."""
+    encoder = _slice_encoder(model)
+    if encoder is not None:
+        return [x for x in _backbone(encoder).layers if isinstance(x, keras.layers.Conv2D)]
+    return [x for x in model.layers if isinstance(x, keras.layers.Conv3D)]
+
+
 def last_conv_layer(model: Any) -> str:
-    """Name of the last 3D convolution layer of ``model`` (nested models searched too).
+    """Name of the last 3D convolution layer of ``model`` (nested models searched too); for a
+    slice model (:mod:`ct3d.models.slices`), the last 2D convolution of its backbone.
 
     Raises:
-        ValueError: the model has no ``Conv3D`` layer; the message lists its layers.
+        ValueError: the model has no such layer; the message lists its layers.
 
     Example:
         >>> from ct3d.models import build_model
@@ -79,10 +109,12 @@ def last_conv_layer(model: Any) -> str:
         'block4_conv'
     """
     layers = _walk(model)
-    convs = [layer.name for layer in layers if isinstance(layer, keras.layers.Conv3D)]
+    kind = _conv_type(model)
+    convs = [layer.name for layer in layers if isinstance(layer, kind)]
     if not convs:
         names = ", ".join(layer.name for layer in layers) or "(none)"
-        raise ValueError(f"model {model.name!r} has no 3D convolution layer; layers: {names}")
+        what = "3D" if kind is keras.layers.Conv3D else "2D"
+        raise ValueError(f"model {model.name!r} has no {what} convolution layer; layers: {names}")
     return convs[-1]
 
 
@@ -219,8 +251,59 @@ def _feature_grid(
             scale[a] *= s
     if tuple(size) == tuple(feature_shape):
         return scale, offset
+    return _stretch(shape, feature_shape)
+
+
+def _stretch(shape: Sequence[int], feature_shape: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Feature grid stretched over the input: first and last voxel centres aligned."""
     stretch = (np.array(shape) - 1) / np.maximum(np.array(feature_shape) - 1, 1)
     return stretch.astype(float), np.zeros(3)
+
+
+def _slice_gradients(
+    model: Any, layer: str, x: np.ndarray, class_index: int | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """A slice model's activations at backbone layer ``layer`` on every slice, stacked as
+    (B, w, h, D, C), and the explained score's gradients with respect to them.
+
+    Stacking the slices' maps along depth and pooling the gradients over the whole stack
+    (not per slice) keeps how much each slice mattered: slices the aggregation ignores
+    (e.g. attention weight near 0) get a cold map.
+    """
+    wrapper = model.get_layer(SLICE_LAYER)
+    encoder = wrapper.layer
+    net = _backbone(encoder)
+    names = {item.name for item in net.layers}
+    if layer not in names:
+        convs = ", ".join(item.name for item in _convolutions(model))
+        raise ValueError(f"layer {layer!r} is not in the backbone {net.name!r} of "
+                         f"{model.name!r}; its 2D convolutions: {convs}")
+    before = keras.Model(model.inputs, wrapper.input)
+    steps = [item for item in encoder.layers
+             if item is not net and not isinstance(item, keras.layers.InputLayer)]
+    features = keras.Model(net.inputs, [net.get_layer(layer).output, net.output])
+    out_layer = model.layers[-1]
+    head = _linear_head(out_layer) if out_layer.output is model.outputs[0] else None
+    after = keras.Model(wrapper.output, out_layer.input if head is not None
+                        else model.outputs[0])
+    slices = before([tf.convert_to_tensor(x)], training=False)
+    b, d = int(slices.shape[0]), int(slices.shape[1])
+    images = tf.reshape(slices, (b * d, *slices.shape[2:]))
+    for step in steps:
+        images = step(images, training=False)
+    with tf.GradientTape() as tape:
+        activations, pooled = features(images, training=False)
+        scores = after(tf.reshape(pooled, (b, d, pooled.shape[-1])), training=False)
+        if head is not None:
+            scores = head(scores)
+        score = tf.reduce_sum(_target_scores(scores, class_index))
+    grads = tape.gradient(score, activations)
+
+    def stacked(t: tf.Tensor) -> np.ndarray:
+        t = tf.reshape(tf.cast(t, tf.float32), (b, d, *t.shape[1:]))
+        return tf.transpose(t, (0, 2, 3, 1, 4)).numpy()
+
+    return stacked(activations), stacked(grads)
 
 
 def _upsample(
@@ -261,6 +344,11 @@ def gradcam(
     Deep layers are coarse: on 64x64x48 inputs ``modified_3dcnn``'s block 4 is a 4x4x2
     grid, and ``block2_conv`` localises lesions much better (see ``tests/test_explain.py``).
 
+    Slice models (:mod:`ct3d.models.slices`): ``layer`` is a 2D convolution of the backbone
+    (default: its last); each slice's map at that layer is stacked along depth into one 3D
+    map on the scan's grid, the gradients pooled over the whole stack, so slices that
+    mattered less to the aggregation are colder.
+
     Args:
         model: a single-output Keras model taking (B, W, H, D, 1) scans.
         x: a batch (B, W, H, D, 1), or one scan (W, H, D, 1) or (W, H, D).
@@ -286,20 +374,27 @@ def _heat_maps(
     model: Any, layer: str, batch: np.ndarray, class_index: int | None
 ) -> tuple[np.ndarray, list[str | None]]:
     """Grad-CAM maps (B, W, H, D) of a batch at ``layer``, and why each is empty (or None)."""
-    target = _top_level_layer(model, layer)
-    activations, grads = _gradients(model, target, batch, class_index)
-    cams = _raw_cams(activations, grads)
     shape = batch.shape[1:4]
-    scale, offset = _feature_grid(model, target, shape, cams.shape[1:])
+    if _slice_encoder(model) is not None:
+        activations, grads = _slice_gradients(model, layer, batch, class_index)
+        cams = _raw_cams(activations, grads)
+        scale, offset = _stretch(shape, cams.shape[1:])
+    else:
+        target = _top_level_layer(model, layer)
+        activations, grads = _gradients(model, target, batch, class_index)
+        cams = _raw_cams(activations, grads)
+        scale, offset = _feature_grid(model, target, shape, cams.shape[1:])
     heat = np.stack([_normalise(_upsample(cam, scale, offset, shape)) for cam in cams])
     return heat, [_why_empty(*parts) for parts in zip(activations, grads, cams, strict=True)]
 
 
 def _fallback_layers(model: Any, layer: str) -> list[str]:
-    """``layer``, then the 3D convolutions of the model's own graph before it, deepest first."""
-    index = model.layers.index(_top_level_layer(model, layer))
-    return [layer] + [item.name for item in reversed(model.layers[:index])
-                      if isinstance(item, keras.layers.Conv3D)]
+    """``layer``, then the convolutions Grad-CAM can use before it, deepest first."""
+    if _slice_encoder(model) is None:
+        _top_level_layer(model, layer)
+    names = [item.name for item in _convolutions(model)]
+    before = names[:names.index(layer)] if layer in names else []
+    return [layer, *reversed(before)]
 
 
 def _first_map(
@@ -460,7 +555,8 @@ def explain_scan(
 
 
 def deepest_conv_layer(model: Any, min_width: int = 4) -> str | None:
-    """The deepest 3D convolution of ``model``'s own graph at least ``min_width`` voxels wide.
+    """The deepest 3D convolution of ``model``'s own graph at least ``min_width`` voxels wide
+    (for a slice model: the deepest 2D convolution of its backbone that wide in-plane).
 
     Grad-CAM's resolution is that of the layer's output: a deeper layer sees more of the
     scan but its map is coarser, so the report takes the deepest one whose output is still
@@ -475,8 +571,8 @@ def deepest_conv_layer(model: Any, min_width: int = 4) -> str | None:
         >>> deepest_conv_layer(model), deepest_conv_layer(model, min_width=16)
         ('wide', None)
     """
-    convs = [layer.name for layer in model.layers if isinstance(layer, keras.layers.Conv3D)
-             and min(layer.output.shape[1:4]) >= min_width]
+    convs = [layer.name for layer in _convolutions(model)
+             if min(layer.output.shape[1:-1]) >= min_width]
     return convs[-1] if convs else None
 
 

@@ -48,6 +48,7 @@ def test_input_too_small_or_malformed() -> None:
 
 
 ALL_MODELS = MODELS.names()
+VOLUME_MODELS = [name for name in ALL_MODELS if not name.startswith("slice")]
 SMALL_INPUT = (48, 48, 48, 1)
 
 
@@ -62,7 +63,8 @@ def _scans(shape: tuple[int, ...], n: int = 2, seed: int = 0) -> np.ndarray:
 
 
 def test_the_builders_are_registered_with_their_parameters() -> None:
-    assert ALL_MODELS == ["baseline_3dcnn", "densenet3d", "modified_3dcnn", "resnet3d"]
+    assert ALL_MODELS == ["baseline_3dcnn", "densenet3d", "modified_3dcnn", "resnet3d",
+                          "slice25d", "slice2d"]
     for name in ALL_MODELS:
         params = {p.name: p for p in MODELS.describe(name).params}
         assert "input_shape" not in params and "classes" not in params
@@ -74,7 +76,7 @@ def test_the_builders_are_registered_with_their_parameters() -> None:
     assert MODELS.resolve("densenet3d", {"blocks": [2, 3]}).params["blocks"] == (2, 3)
 
 
-@pytest.mark.parametrize("name", ALL_MODELS)
+@pytest.mark.parametrize("name", VOLUME_MODELS)
 @pytest.mark.parametrize("shape", [SMALL_INPUT, (64, 64, 48, 1)])
 def test_every_model_builds_with_a_sigmoid_or_softmax_head(
     name: str, shape: tuple[int, int, int, int]
@@ -108,7 +110,7 @@ def test_every_model_trains_one_step(
     assert all(np.all(np.isfinite(w)) for w in model.get_weights())
 
 
-@pytest.mark.parametrize("name", ALL_MODELS)
+@pytest.mark.parametrize("name", VOLUME_MODELS)
 def test_every_model_checks_classes_and_input_size(name: str) -> None:
     for classes in (1, 0, True):
         with pytest.raises(ValueError, match=rf"`classes` must be an integer >= 2; "
@@ -166,7 +168,7 @@ def test_densenet3d_growth_sets_the_channel_counts(growth: int) -> None:
         build_model("densenet3d", input_shape=SMALL_INPUT, compression=0.0)
 
 
-@pytest.mark.parametrize("name", ALL_MODELS)
+@pytest.mark.parametrize("name", VOLUME_MODELS)
 def test_weights_round_trip(name: str, tmp_path) -> None:  # noqa: ANN001
     x = _scans(SMALL_INPUT)
     saved = build_model(name, input_shape=SMALL_INPUT)

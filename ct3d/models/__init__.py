@@ -9,8 +9,10 @@ so that a scenario is checked before any scan is read. Every builder shares one 
 ``.weights.h5`` file loaded after building. :func:`build_model` is the one way to build one.
 
 Builders: ``baseline_3dcnn`` and ``modified_3dcnn`` (:mod:`~ct3d.models.cnn3d`, the thesis'
-plain CNNs), ``resnet3d`` (:mod:`~ct3d.models.resnet3d`) and ``densenet3d``
-(:mod:`~ct3d.models.densenet3d`).
+plain CNNs), ``resnet3d`` (:mod:`~ct3d.models.resnet3d`), ``densenet3d``
+(:mod:`~ct3d.models.densenet3d`), and the slice models ``slice2d`` and ``slice25d``
+(:mod:`~ct3d.models.slices`: a 2D backbone of :mod:`~ct3d.models.backbones` on every slice,
+aggregated over slices).
 
 Example:
     >>> build_model("modified_3dcnn", input_shape=(64, 64, 48, 1)).count_params()
@@ -19,7 +21,8 @@ Example:
     (None, 3)
 """
 
-from ct3d.models import cnn3d, densenet3d, heads, resnet3d
+from ct3d.models import backbones, cnn3d, densenet3d, heads, resnet3d, slices
 from ct3d.models.build import build_model, min_input
 
-__all__ = ["build_model", "cnn3d", "densenet3d", "heads", "min_input", "resnet3d"]
+__all__ = ["backbones", "build_model", "cnn3d", "densenet3d", "heads", "min_input", "resnet3d",
+           "slices"]
