@@ -170,6 +170,12 @@ class TrainSpec:
         class_weight: none, or balanced (classes weighed inversely to their training counts).
         monitor: metric that picks the best checkpoint and drives early stopping.
         patience: epochs without improvement of monitor before training stops early, >= 0.
+            It counts again from 0 when a frozen phase ends.
+        freeze_epochs: epochs at the start with the model's feature extractor frozen (a slice
+            model's per-slice encoder; for 3D models the layers before the global pooling):
+            only the head trains. Then everything trains. 0: no frozen phase.
+        finetune_lr_scale: learning-rate factor once the frozen phase ends, in (0, 1]; the
+            schedule restarts over the remaining epochs.
         deterministic: TensorFlow op determinism (same seed, same result on CPU).
         strategy: devices: auto, default, mirrored or multi_worker. ``auto``: ``mirrored``
             when more than one GPU is visible, else ``default``; ``default``: one device;
@@ -196,6 +202,8 @@ class TrainSpec:
     class_weight: Literal["none", "balanced"] = "none"
     monitor: Literal["val_loss", "val_accuracy", "val_auc", "loss", "accuracy"] = "val_loss"
     patience: int = 15
+    freeze_epochs: int = 0
+    finetune_lr_scale: float = 0.1
     deterministic: bool = True
     strategy: Literal["auto", "default", "mirrored", "multi_worker"] = "auto"
     mixed_precision: Literal["auto", "off", "mixed_float16", "mixed_bfloat16"] = "auto"
@@ -469,6 +477,10 @@ def _value_problems(s: Scenario) -> list[str]:
                  f"evaluate.threshold cannot be 'youden' (binary only)")
     if t.patience < 0:
         p.append(f"train.patience must be >= 0, got {t.patience}")
+    if not 0 <= t.freeze_epochs <= t.epochs or not 0 < t.finetune_lr_scale <= 1:
+        p.append(f"train.freeze_epochs must be in [0, train.epochs] and "
+                 f"train.finetune_lr_scale in (0, 1], got {t.freeze_epochs} and "
+                 f"{t.finetune_lr_scale}")
     if t.jit_compile and t.deterministic:
         p.append("train.jit_compile=true needs train.deterministic=false (Keras turns XLA "
                  "off under TensorFlow op determinism)")

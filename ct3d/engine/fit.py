@@ -1,5 +1,6 @@
 """The fit loop of one model: optimizer and schedule, compile, class weights, ``fit`` with
-resumable state, and the best checkpoint's predictions.
+resumable state, fine-tuning phases (:mod:`~ct3d.engine.phases`), and the best checkpoint's
+predictions.
 
 The model and its optimizer are built and compiled inside the strategy's scope, in the
 precision of ``train.mixed_precision``, with ``train.jit_compile``; Keras splits every global
@@ -28,35 +29,40 @@ from sklearn.utils.class_weight import compute_class_weight
 
 from ct3d.augment import build_augment
 from ct3d.data import pipeline
-from ct3d.engine import devices
+from ct3d.engine import devices, phases
 from ct3d.engine.parts import FoldResult, Part
 from ct3d.engine.state import EpochState
 from ct3d.models import build_model
 from ct3d.scenario import Scenario, TrainSpec
 
 __all__ = ["check_batch", "class_weights", "compiled_model", "make_optimizer", "predict_part",
-           "train_fold"]
+           "train_fold", "unfrozen"]
 
 
-def make_optimizer(train: TrainSpec, total_steps: int) -> Any:
+def make_optimizer(train: TrainSpec, total_steps: int, scale: float = 1.0) -> Any:
     """The optimizer of ``train`` (Adam or SGD with momentum) with its learning-rate
     schedule (``constant``, ``exponential``, ``cosine`` over ``total_steps``; ``plateau`` is
-    a callback and keeps the rate constant here)."""
-    lr: Any = train.learning_rate
+    a callback and keeps the rate constant here), starting at ``scale`` times
+    ``train.learning_rate``."""
+    lr: Any = train.learning_rate * scale
     if train.schedule == "exponential":
         lr = keras.optimizers.schedules.ExponentialDecay(
-            train.learning_rate, decay_steps=train.lr_decay_steps,
-            decay_rate=train.lr_decay_rate, staircase=True)
+            lr, decay_steps=train.lr_decay_steps, decay_rate=train.lr_decay_rate,
+            staircase=True)
     elif train.schedule == "cosine":
-        lr = keras.optimizers.schedules.CosineDecay(train.learning_rate, decay_steps=total_steps)
+        lr = keras.optimizers.schedules.CosineDecay(lr, decay_steps=total_steps)
     if train.optimizer == "sgd":
         return keras.optimizers.SGD(learning_rate=lr, momentum=train.momentum)
     return keras.optimizers.Adam(learning_rate=lr)
 
 
-def compiled_model(scenario: Scenario, shape: tuple[int, ...], classes: int, steps: int) -> Any:
+def compiled_model(
+    scenario: Scenario, shape: tuple[int, ...], classes: int, steps: int, frozen: bool = False
+) -> Any:
     """The scenario's model for scans of ``shape``, compiled, in the current strategy's
-    scope and the scenario's precision; ``steps``: training steps per epoch."""
+    scope and the scenario's precision; ``steps``: training steps per epoch; ``frozen``:
+    its feature extractor frozen for the first ``train.freeze_epochs`` epochs (the
+    schedule then spans those epochs)."""
     t = scenario.train
     with devices.dtype_policy(devices.resolve_precision(t.mixed_precision)):
         model = build_model(scenario.model, input_shape=(*shape, 1), classes=classes)
@@ -64,15 +70,32 @@ def compiled_model(scenario: Scenario, shape: tuple[int, ...], classes: int, ste
             for layer in _all_layers(model):
                 if isinstance(layer, keras.layers.BatchNormalization):
                     layer.synchronized = True
-        if classes == 2:
-            loss = "binary_crossentropy"
-            metrics = [keras.metrics.BinaryAccuracy(name="accuracy"),
-                       keras.metrics.AUC(name="auc"), keras.metrics.MeanSquaredError(name="mse")]
-        else:
-            loss = "sparse_categorical_crossentropy"
-            metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
-        model.compile(optimizer=make_optimizer(t, steps * t.epochs), loss=loss,
-                      metrics=metrics, jit_compile=t.jit_compile)
+        if frozen:
+            phases.set_frozen(model, True)
+        _compile(model, t, classes, steps * (t.freeze_epochs if frozen else t.epochs))
+    return model
+
+
+def _compile(model: Any, t: TrainSpec, classes: int, total_steps: int, scale: float = 1.0
+             ) -> None:
+    if classes == 2:
+        loss = "binary_crossentropy"
+        metrics = [keras.metrics.BinaryAccuracy(name="accuracy"),
+                   keras.metrics.AUC(name="auc"), keras.metrics.MeanSquaredError(name="mse")]
+    else:
+        loss = "sparse_categorical_crossentropy"
+        metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+    model.compile(optimizer=make_optimizer(t, total_steps, scale), loss=loss, metrics=metrics,
+                  jit_compile=t.jit_compile)
+
+
+def unfrozen(model: Any, scenario: Scenario, classes: int, steps: int, epoch: int) -> Any:
+    """``model`` with its feature extractor unfrozen and recompiled for the epochs from
+    ``epoch`` on, at ``train.finetune_lr_scale`` times the learning rate."""
+    t = scenario.train
+    with devices.dtype_policy(devices.resolve_precision(t.mixed_precision)):
+        phases.set_frozen(model, False)
+        _compile(model, t, classes, steps * (t.epochs - epoch), t.finetune_lr_scale)
     return model
 
 
@@ -130,9 +153,6 @@ def train_fold(
         keras.utils.set_random_seed(scenario.seed + fold)
         shape = pipeline.input_shape([p for part in data.values() for p in part.cached])
         augment = build_augment(scenario.augment)
-        train_ds = pipeline.training_dataset(train.cached, train.labels, t.batch_size,
-                                             scenario.seed + fold, augment or None, t.epochs,
-                                             state.epoch)
         val_ds = (pipeline.eval_dataset(data["val"].cached, data["val"].labels, t.batch_size)
                   if "val" in data else None)
         callbacks: list[Any] = [state, *extra_callbacks]
@@ -141,11 +161,23 @@ def train_fold(
                 monitor=t.monitor, factor=t.plateau_factor, patience=t.plateau_patience,
                 mode=state.mode, verbose=0))
         with strategy.scope():
-            model = state.load_last() or compiled_model(scenario, shape, classes, steps)
-            model.fit(train_ds, epochs=t.epochs, initial_epoch=state.epoch,
-                      steps_per_epoch=steps, validation_data=val_ds, callbacks=callbacks,
-                      class_weight=class_weights(t.class_weight, train.labels, classes),
-                      shuffle=False, verbose=2 if verbose else 0)
+            model = state.load_last()
+            for end, frozen in phases.phases(t.epochs, t.freeze_epochs):
+                if state.epoch >= end:
+                    continue
+                if model is None:
+                    model = compiled_model(scenario, shape, classes, steps, frozen)
+                elif not frozen and phases.is_frozen(model):
+                    model = unfrozen(model, scenario, classes, steps, state.epoch)
+                    state.new_phase()
+                state.can_stop = not frozen
+                train_ds = pipeline.training_dataset(
+                    train.cached, train.labels, t.batch_size, scenario.seed + fold,
+                    augment or None, end, state.epoch)
+                model.fit(train_ds, epochs=end, initial_epoch=state.epoch,
+                          steps_per_epoch=steps, validation_data=val_ds, callbacks=callbacks,
+                          class_weight=class_weights(t.class_weight, train.labels, classes),
+                          shuffle=False, verbose=2 if verbose else 0)
     state.export_best(fold_dir / "model.keras")
     best = keras.models.load_model(fold_dir / "model.keras")
     probs = {name: predict_part(best, part, t.batch_size) for name, part in data.items()}

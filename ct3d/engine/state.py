@@ -29,7 +29,8 @@ __all__ = ["EpochState"]
 class EpochState(keras.callbacks.Callback):
     """Best checkpoint, early stopping and resumable state, all on one monitored metric.
 
-    After every epoch: the epoch's logs and wall time go to ``history.csv``; the model is
+    After every epoch: the epoch's logs, learning rate (at the epoch's end) and wall time go
+    to ``history.csv``; the model is
     saved as ``state/last-<epoch>.keras`` (with its optimizer) and, when ``monitor``
     improved, as ``state/best-<epoch>.keras``; then ``state/state.json`` (epoch, best value,
     epochs without improvement, file names, and the random-seed states of the dropout
@@ -38,7 +39,9 @@ class EpochState(keras.callbacks.Callback):
     uninterrupted run would draw. ``precision``: the dtype policy the model was built with
     (:func:`ct3d.engine.devices.resolve_precision`); :meth:`load_last` loads under it, so
     that a ``mixed_float16`` model gets its loss-scaling optimizer back. :meth:`export_best`
-    writes the best model to ``model.keras``.
+    writes the best model to ``model.keras``. ``can_stop`` (set by the fit loop) is False
+    during a frozen phase, which always runs to its end; :meth:`new_phase` restarts the
+    patience count when it ends.
     """
 
     def __init__(self, folder: Path, monitor: str, patience: int,
@@ -53,6 +56,7 @@ class EpochState(keras.callbacks.Callback):
             "epoch": 0, "best": None, "wait": 0, "stopped": False, "best_file": None,
             "last_file": None}
         self._start = 0.0
+        self.can_stop = True
 
     @property
     def epoch(self) -> int:
@@ -62,6 +66,10 @@ class EpochState(keras.callbacks.Callback):
     def finished(self, epochs: int) -> bool:
         """Whether this fit already ran to its end (all epochs, or stopped early)."""
         return bool(self.state["stopped"]) or self.epoch >= epochs
+
+    def new_phase(self) -> None:
+        """A new training phase begins (the frozen one ended): patience counts from 0."""
+        self.state = {**self.state, "wait": 0}
 
     def load_last(self) -> Any | None:
         """The model (with optimizer and seed states) of the last completed epoch, if any."""
@@ -92,6 +100,7 @@ class EpochState(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         logs = logs or {}
         self._log_row({"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()},
+                       "learning_rate": _learning_rate(self.model),
                        "time_s": time.perf_counter() - self._start})
         value, best = float(logs[self.monitor]), self.state["best"]
         state = {**self.state, "epoch": epoch + 1, "last_file": f"last-{epoch + 1}.keras",
@@ -102,7 +111,7 @@ class EpochState(keras.callbacks.Callback):
             self.model.save(self.state_dir / state["best_file"])
         else:
             state["wait"] += 1
-        state["stopped"] = state["wait"] >= self.patience
+        state["stopped"] = self.can_stop and state["wait"] >= self.patience
         self.model.stop_training = state["stopped"]
         self.model.save(self.state_dir / state["last_file"])
         atomic.write_text(self.state_dir / "state.json", json.dumps(state))
@@ -118,6 +127,12 @@ class EpochState(keras.callbacks.Callback):
             w = csv.DictWriter(f, fieldnames=list(row))
             w.writeheader()
             w.writerows(rows)
+
+
+def _learning_rate(model: Any) -> float:
+    """The optimizer's current learning rate (its schedule evaluated at the current step)."""
+    optimizer = getattr(model.optimizer, "inner_optimizer", model.optimizer)
+    return float(keras.ops.convert_to_numpy(optimizer.learning_rate))
 
 
 def _seed_states(model: Any) -> list[Any]:
