@@ -10,7 +10,8 @@ meant for users is a :class:`Ct3dError` that names what is wrong.
 Example:
     >>> import ct3d
     >>> ct3d.list_plugins("model")
-    ['baseline_3dcnn', 'densenet3d', 'modified_3dcnn', 'resnet3d', 'slice25d', 'slice2d']
+    ['baseline_3dcnn', 'densenet3d', 'inflated3d', 'modified_3dcnn', 'resnet3d', 'slice25d',
+     'slice2d']
     >>> s = ct3d.Scenario.preset("quick").with_overrides({"train.epochs": 2})
     >>> s.train.epochs
     2

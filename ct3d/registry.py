@@ -386,7 +386,8 @@ def list_plugins(kind: str, include: str = "*", exclude: str | None = None) -> l
 
     Example:
         >>> list_plugins("model")
-        ['baseline_3dcnn', 'densenet3d', 'modified_3dcnn', 'resnet3d', 'slice25d', 'slice2d']
+        ['baseline_3dcnn', 'densenet3d', 'inflated3d', 'modified_3dcnn', 'resnet3d', 'slice25d',
+         'slice2d']
     """
     return _registry(kind).names(include, exclude)
 

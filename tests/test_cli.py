@@ -29,7 +29,8 @@ def test_plugins_json_lists_every_registry(capsys: pytest.CaptureFixture[str]) -
     assert main(["plugins", "--json"]) == 0
     listing = json.loads(capsys.readouterr().out)["plugins"]
     assert [p["name"] for p in listing["model"]] == [
-        "baseline_3dcnn", "densenet3d", "modified_3dcnn", "resnet3d", "slice25d", "slice2d"]
+        "baseline_3dcnn", "densenet3d", "inflated3d", "modified_3dcnn", "resnet3d", "slice25d",
+        "slice2d"]
     hu = next(p for p in listing["preprocess"] if p["name"] == "hu_window")
     assert hu["params"] == [
         {"name": "low", "type": "float", "default": -1000.0,
@@ -37,8 +38,8 @@ def test_plugins_json_lists_every_registry(capsys: pytest.CaptureFixture[str]) -
         {"name": "high", "type": "float", "default": 400.0,
          "doc": "highest HU kept (higher values become 1); must be above low"}]
     assert {p["name"]: p["min_input"] for p in listing["model"]} == {
-        "baseline_3dcnn": 46, "densenet3d": 16, "modified_3dcnn": 46, "resnet3d": 32,
-        "slice25d": 16, "slice2d": 16}
+        "baseline_3dcnn": 46, "densenet3d": 16, "inflated3d": 32, "modified_3dcnn": 46,
+        "resnet3d": 32, "slice25d": 16, "slice2d": 16}
     assert main(["plugins", "augment"]) == 0
     assert "rotate(degrees: tuple[float, float] = [-20.0, 20.0]" in capsys.readouterr().out
 

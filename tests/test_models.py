@@ -63,8 +63,8 @@ def _scans(shape: tuple[int, ...], n: int = 2, seed: int = 0) -> np.ndarray:
 
 
 def test_the_builders_are_registered_with_their_parameters() -> None:
-    assert ALL_MODELS == ["baseline_3dcnn", "densenet3d", "modified_3dcnn", "resnet3d",
-                          "slice25d", "slice2d"]
+    assert ALL_MODELS == ["baseline_3dcnn", "densenet3d", "inflated3d", "modified_3dcnn",
+                          "resnet3d", "slice25d", "slice2d"]
     for name in ALL_MODELS:
         params = {p.name: p for p in MODELS.describe(name).params}
         assert "input_shape" not in params and "classes" not in params

@@ -34,7 +34,8 @@ def test_unknown_plugin_lists_known_names_and_suggests() -> None:
         ct3d.MODELS.describe("modified_3dcnm")
     assert str(err.value) == (
         "unknown model plugin 'modified_3dcnm'; did you mean 'modified_3dcnn'? "
-        "known: baseline_3dcnn, densenet3d, modified_3dcnn, resnet3d, slice25d, slice2d"
+        "known: baseline_3dcnn, densenet3d, inflated3d, modified_3dcnn, resnet3d, slice25d, "
+        "slice2d"
     )
 
 

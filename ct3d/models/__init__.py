@@ -10,7 +10,8 @@ so that a scenario is checked before any scan is read. Every builder shares one 
 
 Builders: ``baseline_3dcnn`` and ``modified_3dcnn`` (:mod:`~ct3d.models.cnn3d`, the thesis'
 plain CNNs), ``resnet3d`` (:mod:`~ct3d.models.resnet3d`), ``densenet3d``
-(:mod:`~ct3d.models.densenet3d`), and the slice models ``slice2d`` and ``slice25d``
+(:mod:`~ct3d.models.densenet3d`), ``inflated3d`` (:mod:`~ct3d.models.inflated`: ResNet-50
+inflated from 2D ImageNet kernels), and the slice models ``slice2d`` and ``slice25d``
 (:mod:`~ct3d.models.slices`: a 2D backbone of :mod:`~ct3d.models.backbones` on every slice,
 aggregated over slices).
 
@@ -21,8 +22,8 @@ Example:
     (None, 3)
 """
 
-from ct3d.models import backbones, cnn3d, densenet3d, heads, resnet3d, slices
+from ct3d.models import backbones, cnn3d, densenet3d, heads, inflated, resnet3d, slices
 from ct3d.models.build import build_model, min_input
 
-__all__ = ["backbones", "build_model", "cnn3d", "densenet3d", "heads", "min_input", "resnet3d",
-           "slices"]
+__all__ = ["backbones", "build_model", "cnn3d", "densenet3d", "heads", "inflated", "min_input",
+           "resnet3d", "slices"]

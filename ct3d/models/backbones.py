@@ -36,7 +36,7 @@ import numpy as np
 from ct3d.errors import Ct3dError
 from ct3d.models.heads import WEIGHTS_SUFFIX
 
-__all__ = ["WeightsNotFound", "backbone_min_size", "build_backbone", "input_scaling",
+__all__ = ["WeightsNotFound", "application", "backbone_min_size", "build_backbone", "input_scaling",
            "list_backbones", "load_by_name", "scaling_layer"]
 
 SMALL_FILTERS = (16, 32, 64, 64)
@@ -149,7 +149,10 @@ def _keras_cache() -> Path:
     return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")).expanduser() / "models"
 
 
-def _application(name: str, size: int, channels: int, imagenet: bool) -> Any:
+def application(name: str, size: int, channels: int, imagenet: bool) -> Any:
+    """``keras.applications.<name>`` without its top, average-pooled; with ``imagenet``
+    weights from Keras' cache or download (:class:`WeightsNotFound` says what to do offline).
+    """
     import keras
 
     build = getattr(keras.applications, name)
@@ -252,7 +255,7 @@ def build_backbone(name: str, size: int, channels: int, weights: str | None = No
         raise ValueError("the small backbone has no ImageNet weights; use weights=None or a "
                          "local file")
     net = (_small(size, channels) if name == "small"
-           else _application(name, size, channels, weights == "imagenet"))
+           else application(name, size, channels, weights == "imagenet"))
     if weights not in (None, "imagenet"):
         _load_local(net, weights)
     return net
