@@ -153,6 +153,15 @@ def _preprocess(args: argparse.Namespace) -> None:
     ct3d.preprocess_cache(Scenario.from_file(args.scenario).with_overrides(sets))
 
 
+def _pretrain(args: argparse.Namespace) -> None:
+    from ct3d.pretrain import pretrain
+
+    scenario = Scenario.from_file(args.scenario).with_overrides(parse_sets(args.set))
+    result = pretrain(scenario, args.unlabeled, args.out)
+    print(f"pretrained encoder: {result}\nstart a 3D model from it with "
+          f"--set model.params.weights={result}")
+
+
 def _demo(args: argparse.Namespace) -> None:
     out = Path(args.out)
     overrides = {"name": "demo", "out": str(out / "run"), "data.root": str(out / "data"),
@@ -269,6 +278,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strict", action="store_true", help="any scan that fails is fatal")
     p.add_argument("--workers", type=int, help="processes (default: data.workers)")
     p.set_defaults(func=_preprocess)
+
+    p = sub.add_parser("pretrain", help="self-supervised pretraining of a scenario's 3D model "
+                                        "on unlabeled scans (Models Genesis restoration)")
+    p.add_argument("scenario", help="scenario .yaml/.json: its preprocessing, cache, model, "
+                                    "seed and train.epochs / batch_size / learning_rate")
+    p.add_argument("--unlabeled", required=True, metavar="DIR_OR_MANIFEST",
+                   help="a folder of scans (searched recursively) or a manifest .csv with a "
+                        "path column")
+    p.add_argument("--out", required=True, metavar="DIR",
+                   help="folder for pretrained.keras, history.csv, loss.png, pretrain.json "
+                        "(an interrupted run resumes there)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a dotted key, e.g. train.epochs=50 (repeatable)")
+    p.set_defaults(func=_pretrain)
 
     p = sub.add_parser("demo", help="synthetic cohort -> modified 3D CNN -> metrics")
     p.add_argument("--out", default="ct3d-demo", help="folder for data and run")

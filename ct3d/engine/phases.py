@@ -25,7 +25,7 @@ from ct3d.models.slices import SLICE_LAYER
 
 __all__ = ["feature_extractor", "is_frozen", "phases", "set_frozen"]
 
-_POOLING = (keras.layers.GlobalAveragePooling3D, keras.layers.GlobalMaxPooling3D)
+POOLING = (keras.layers.GlobalAveragePooling3D, keras.layers.GlobalMaxPooling3D)
 
 
 def feature_extractor(model: Any) -> list[Any]:
@@ -37,7 +37,7 @@ def feature_extractor(model: Any) -> list[Any]:
     names = [layer.name for layer in model.layers]
     if SLICE_LAYER in names:
         return [model.get_layer(SLICE_LAYER)]
-    pooling = next((i for i, layer in enumerate(model.layers) if isinstance(layer, _POOLING)),
+    pooling = next((i for i, layer in enumerate(model.layers) if isinstance(layer, POOLING)),
                    None)
     if pooling is None:
         raise ValueError(f"train.freeze_epochs: model {model.name!r} has no per-slice encoder "

@@ -53,7 +53,7 @@ def cnn3d(
         bn_momentum: batch-normalization momentum.
         name: the model name.
         classes: 2 (one sigmoid unit) or more (softmax units).
-        weights: ``None`` or a local ``.weights.h5`` file loaded after building.
+        weights: ``None``, a local ``.weights.h5`` file or a ``.keras`` model (by layer name).
     """
     import keras
     from keras import layers
@@ -86,8 +86,9 @@ def baseline_3dcnn(
         dropout: dropout rate before the output layer, in [0, 1).
         bn_momentum: momentum of the BatchNormalization moving averages, in [0, 1). Lower
             values follow the weights faster over short runs (Keras default 0.99).
-        weights: a local ``.weights.h5`` file loaded after building (None: random initial
-            weights). Nothing is downloaded.
+        weights: a local ``.weights.h5`` file of this model, or a ``.keras`` model whose
+            layers are copied by name (e.g. ct3d pretrain's pretrained.keras); None: random
+            initial weights. Nothing is downloaded.
     """
     return cnn3d(input_shape, (64, 64, 128, 256), (0.0,) * 4, dropout, 512, bn_momentum,
                  "baseline_3dcnn", classes, weights)
@@ -111,8 +112,9 @@ def modified_3dcnn(
         head_dropout: dropout rate before the output layer, in [0, 1).
         bn_momentum: momentum of the BatchNormalization moving averages, in [0, 1). Lower
             values follow the weights faster over short runs (Keras default 0.99).
-        weights: a local ``.weights.h5`` file loaded after building (None: random initial
-            weights). Nothing is downloaded.
+        weights: a local ``.weights.h5`` file of this model, or a ``.keras`` model whose
+            layers are copied by name (e.g. ct3d pretrain's pretrained.keras); None: random
+            initial weights. Nothing is downloaded.
     """
     return cnn3d(
         input_shape, (16, 32, 64, 64), (0.0, dropout, dropout, dropout), head_dropout, 512,

@@ -83,7 +83,7 @@ def densenet3d_model(
         compression: fraction of channels a transition keeps, in (0, 1].
         dropout: dropout rate before the output layer, in [0, 1).
         name: the model name.
-        weights: ``None`` or a local ``.weights.h5`` file loaded after building.
+        weights: ``None``, a local ``.weights.h5`` file or a ``.keras`` model (by layer name).
     """
     import keras
     from keras import layers
@@ -136,8 +136,9 @@ def densenet3d(
         width: filters of the stem convolution, >= 1.
         compression: fraction of channels a transition between blocks keeps, in (0, 1].
         dropout: dropout rate before the output layer, in [0, 1).
-        weights: a local ``.weights.h5`` file loaded after building (None: random initial
-            weights). Nothing is downloaded.
+        weights: a local ``.weights.h5`` file of this model, or a ``.keras`` model whose
+            layers are copied by name (e.g. ct3d pretrain's pretrained.keras); None: random
+            initial weights. Nothing is downloaded.
     """
     return densenet3d_model(input_shape, classes, blocks, growth, width, compression, dropout,
                             "densenet3d", weights)

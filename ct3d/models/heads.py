@@ -8,8 +8,10 @@ weights contract:
 * ``classes > 2``: ``classes`` softmax units (rows sum to 1);
 * the output layer is always named ``probability`` and computes in float32 (also under a
   mixed-precision policy);
-* ``weights`` is ``None`` or a local ``.weights.h5`` file (``model.save_weights``), loaded after
-  building. Nothing is ever downloaded.
+* ``weights`` is ``None``, a local ``.weights.h5`` file (``model.save_weights``) of the same
+  model, or a local ``.keras`` model whose layers are copied by name where their weights
+  fit (e.g. ``ct3d pretrain``'s ``pretrained.keras``: the encoder, not the decoder), loaded
+  after building. Nothing is ever downloaded.
 
 Example:
     >>> check_common((64, 64, 48, 1), classes=1, weights=None, minimum=46, name="net")
@@ -59,24 +61,24 @@ def check_classes(classes: Any) -> None:
 
 
 def check_weights(weights: str | Path | None) -> None:
-    """Raise unless ``weights`` is None or an existing local ``.weights.h5`` file.
+    """Raise unless ``weights`` is None or an existing local ``.weights.h5`` or ``.keras`` file.
 
     Raises:
-        ValueError: the name does not end in ``.weights.h5``.
+        ValueError: the name ends neither in ``.weights.h5`` nor in ``.keras``.
         FileNotFoundError: no file at that path (the path is quoted; nothing is downloaded).
     """
     if weights is None:
         return
     path = Path(weights).expanduser()
-    if not path.name.endswith(WEIGHTS_SUFFIX):
+    if not path.name.endswith(WEIGHTS_SUFFIX) and path.suffix != ".keras":
         raise ValueError(
-            f"`weights` must be None or a local {WEIGHTS_SUFFIX} file written by "
-            f"model.save_weights; received weights={str(weights)!r}"
+            f"`weights` must be None, a local {WEIGHTS_SUFFIX} file written by "
+            f"model.save_weights or a .keras model; received weights={str(weights)!r}"
         )
     if not path.is_file():
         raise FileNotFoundError(
             f"weights file not found: {str(path)!r} (`weights` must be a local "
-            f"{WEIGHTS_SUFFIX} file; nothing is downloaded)"
+            f"{WEIGHTS_SUFFIX} or .keras file; nothing is downloaded)"
         )
 
 
@@ -123,5 +125,11 @@ def finish(inputs: Any, outputs: Any, name: str, weights: str | Path | None) -> 
     model = keras.Model(inputs, outputs, name=name)
     if weights is not None:
         check_weights(weights)
-        model.load_weights(str(Path(weights).expanduser()))
+        path = Path(weights).expanduser()
+        if path.suffix == ".keras":
+            from ct3d.models.backbones import load_by_name
+
+            load_by_name(model, path)
+        else:
+            model.load_weights(str(path))
     return model

@@ -89,7 +89,7 @@ def resnet3d_model(
         width: filters of the stem and first stage (>= 1); stages use width x (1, 2, 4, 8).
         dropout: dropout rate before the output layer, in [0, 1).
         name: the model name.
-        weights: ``None`` or a local ``.weights.h5`` file loaded after building.
+        weights: ``None``, a local ``.weights.h5`` file or a ``.keras`` model (by layer name).
     """
     import keras
     from keras import layers
@@ -129,8 +129,9 @@ def resnet3d(
         depth: 10, 18 or 34 layers (basic blocks 1-1-1-1, 2-2-2-2 or 3-4-6-3 per stage).
         width: filters of the stem and first stage, >= 1; the 4 stages use width x 1, 2, 4, 8.
         dropout: dropout rate before the output layer, in [0, 1).
-        weights: a local ``.weights.h5`` file loaded after building (None: random initial
-            weights). Nothing is downloaded.
+        weights: a local ``.weights.h5`` file of this model, or a ``.keras`` model whose
+            layers are copied by name (e.g. ct3d pretrain's pretrained.keras); None: random
+            initial weights. Nothing is downloaded.
     """
     if depth not in BLOCKS:
         raise ValueError(f"`depth` must be one of 10, 18, 34; received depth={depth!r}")
