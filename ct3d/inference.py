@@ -30,6 +30,7 @@ from ct3d.backend import import_tensorflow
 from ct3d.data.dataset import is_scan, scan_stem
 from ct3d.errors import Ct3dError
 from ct3d.io import is_series_folder, read_volume
+from ct3d.models import load_model
 from ct3d.preprocess import build_preprocess
 from ct3d.scenario import Scenario
 
@@ -76,7 +77,6 @@ class SavedRun:
     def load(cls, run_dir: str | os.PathLike[str]) -> SavedRun:
         """Read a run folder written by :func:`ct3d.run`."""
         import_tensorflow()
-        import keras
 
         folder = Path(run_dir)
         if not (folder / "scenario.yaml").is_file():
@@ -88,7 +88,7 @@ class SavedRun:
             raise RunError(f"{folder}: no model.keras (did the run finish?)")
         metrics_file = folder / "metrics.json"
         metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
-        return cls(scenario, [keras.models.load_model(p) for p in paths],
+        return cls(scenario, [load_model(p) for p in paths],
                    list(scenario.data.labels), float(metrics.get("threshold", 0.5)))
 
     def probabilities(self, array: np.ndarray) -> np.ndarray:

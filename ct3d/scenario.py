@@ -477,7 +477,7 @@ def _value_problems(s: Scenario) -> list[str]:
                  f"evaluate.threshold cannot be 'youden' (binary only)")
     if t.patience < 0:
         p.append(f"train.patience must be >= 0, got {t.patience}")
-    if not 0 <= t.freeze_epochs <= t.epochs or not 0 < t.finetune_lr_scale <= 1:
+    if not 0 <= t.freeze_epochs <= max(t.epochs, 0) or not 0 < t.finetune_lr_scale <= 1:
         p.append(f"train.freeze_epochs must be in [0, train.epochs] and "
                  f"train.finetune_lr_scale in (0, 1], got {t.freeze_epochs} and "
                  f"{t.finetune_lr_scale}")

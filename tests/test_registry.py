@@ -231,8 +231,9 @@ def test_every_builtin_parameter_has_a_one_line_description() -> None:
         ("low", "lowest HU kept (lower values become 0)"),
         ("high", "highest HU kept (higher values become 1); must be above low")]
     weights = {p.name: p.doc for p in ct3d.MODELS.describe("resnet3d").params}["weights"]
-    assert weights == ("a local .weights.h5 file loaded after building "
-                       "(None: random initial weights)")
+    assert weights == ("a local .weights.h5 file of this model, or a .keras model whose "
+                       "layers are copied by name (e.g. ct3d pretrain's pretrained.keras); "
+                       "None: random initial weights")
 
 
 def test_parameter_descriptions_come_from_args_and_undocumented_ones_are_allowed() -> None:

@@ -13,10 +13,11 @@ from ct3d.models.backbones import (
     build_backbone,
     input_scaling,
     list_backbones,
-    load_by_name,
     scaling_layer,
 )
-from ct3d.models.slices import SliceNeighbours, slice_weights
+from ct3d.models.loading import load_by_name
+from ct3d.models.slice_layers import SliceNeighbours
+from ct3d.models.slices import slice_weights
 from ct3d.registry import MODELS
 
 SHAPE = (32, 32, 6, 1)

@@ -32,7 +32,7 @@ from ct3d.data import pipeline
 from ct3d.engine import devices, phases
 from ct3d.engine.parts import FoldResult, Part
 from ct3d.engine.state import EpochState
-from ct3d.models import build_model
+from ct3d.models import build_model, load_model
 from ct3d.scenario import Scenario, TrainSpec
 
 __all__ = ["check_batch", "class_weights", "compiled_model", "make_optimizer", "predict_part",
@@ -179,7 +179,7 @@ def train_fold(
                           class_weight=class_weights(t.class_weight, train.labels, classes),
                           shuffle=False, verbose=2 if verbose else 0)
     state.export_best(fold_dir / "model.keras")
-    best = keras.models.load_model(fold_dir / "model.keras")
+    best = load_model(fold_dir / "model.keras")
     probs = {name: predict_part(best, part, t.batch_size) for name, part in data.items()}
     return FoldResult(best, state.history(), data, probs)
 

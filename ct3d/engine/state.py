@@ -22,6 +22,7 @@ import keras
 
 from ct3d import atomic
 from ct3d.engine import devices
+from ct3d.models import load_model
 
 __all__ = ["EpochState"]
 
@@ -77,7 +78,7 @@ class EpochState(keras.callbacks.Callback):
         if not last:
             return None
         with devices.dtype_policy(self.precision):
-            model = keras.models.load_model(self.state_dir / last)
+            model = load_model(self.state_dir / last)
         if "seeds" in self.state:
             for variable, value in zip(_seed_states(model), self.state["seeds"], strict=True):
                 variable.assign(value)

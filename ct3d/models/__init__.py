@@ -24,6 +24,7 @@ Example:
 
 from ct3d.models import backbones, cnn3d, densenet3d, heads, inflated, resnet3d, slices
 from ct3d.models.build import build_model, min_input
+from ct3d.models.loading import load_model
 
-__all__ = ["backbones", "build_model", "cnn3d", "densenet3d", "heads", "inflated", "min_input",
-           "resnet3d", "slices"]
+__all__ = ["backbones", "build_model", "cnn3d", "densenet3d", "heads", "inflated", "load_model",
+           "min_input", "resnet3d", "slices"]

@@ -35,9 +35,10 @@ import numpy as np
 
 from ct3d.errors import Ct3dError
 from ct3d.models.heads import WEIGHTS_SUFFIX
+from ct3d.models.loading import load_by_name
 
 __all__ = ["WeightsNotFound", "application", "backbone_min_size", "build_backbone", "input_scaling",
-           "list_backbones", "load_by_name", "scaling_layer"]
+           "list_backbones", "scaling_layer"]
 
 SMALL_FILTERS = (16, 32, 64, 64)
 """Filters of the four conv blocks of the ``small`` backbone (its feature size is the last)."""
@@ -174,46 +175,6 @@ def application(name: str, size: int, channels: int, imagenet: bool) -> Any:
             f"KERAS_HOME to move it), or pass weights=PATH to a local .weights.h5 / .keras "
             f"file"
         ) from exc
-
-
-def load_by_name(model: Any, path: str | os.PathLike[str]) -> int:
-    """Copy the weights of the saved ``.keras`` model at ``path`` into ``model``, by layer name.
-
-    Every layer of ``model`` (nested models searched) whose name and weight shapes match a
-    layer of the saved model gets its weights; the saved model's other layers (e.g. its
-    classification head) are dropped. Returns how many layers were loaded.
-
-    Raises:
-        ValueError: no layer matches (the message lists a few names of both models).
-    """
-    import keras
-
-    saved = keras.saving.load_model(str(path), compile=False)
-    source = {layer.name: layer for layer in _walk(saved) if layer.weights}
-    loaded = 0
-    for layer in _walk(model):
-        match = source.get(layer.name)
-        if not layer.weights or match is None:
-            continue
-        values = match.get_weights()
-        if [v.shape for v in values] == [tuple(w.shape) for w in layer.weights]:
-            layer.set_weights(values)
-            loaded += 1
-    if not loaded:
-        ours = ", ".join([x.name for x in _walk(model) if x.weights][:5])
-        theirs = ", ".join(list(source)[:5])
-        raise ValueError(f"no layer of {str(path)!r} matches {model.name!r} by name and weight "
-                         f"shapes (ours: {ours}, ...; its: {theirs}, ...)")
-    return loaded
-
-
-def _walk(model: Any) -> list[Any]:
-    found = []
-    for layer in model.layers:
-        found.append(layer)
-        if hasattr(layer, "layers"):
-            found.extend(_walk(layer))
-    return found
 
 
 def _load_local(net: Any, weights: str) -> None:

@@ -40,3 +40,4 @@ def min_input(model: StepLike) -> int | None:
     step = resolve_step("model", model)
     rule = MODELS.describe(step.name).declared.get("min_input")
     return None if rule is None else int(rule(step.params))
+

@@ -127,7 +127,7 @@ def finish(inputs: Any, outputs: Any, name: str, weights: str | Path | None) -> 
         check_weights(weights)
         path = Path(weights).expanduser()
         if path.suffix == ".keras":
-            from ct3d.models.backbones import load_by_name
+            from ct3d.models.loading import load_by_name
 
             load_by_name(model, path)
         else:

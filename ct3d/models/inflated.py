@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ct3d.models.backbones import WeightsNotFound, application, load_by_name, scaling_layer
+from ct3d.models.backbones import WeightsNotFound, application, scaling_layer
 from ct3d.models.heads import (
     WEIGHTS_SUFFIX,
     InputShape,
@@ -34,6 +34,7 @@ from ct3d.models.heads import (
     check_input_shape,
     output_head,
 )
+from ct3d.models.loading import load_by_name, load_model
 from ct3d.registry import model_builder
 
 __all__ = ["inflate_into"]
@@ -124,9 +125,7 @@ def _load(model: Any, weights: str) -> None:
         raise WeightsNotFound(f"weights file not found: {str(path)!r} (weights is 'imagenet', "
                               f"or a local {WEIGHTS_SUFFIX} or .keras file)")
     if path.suffix == ".keras":
-        import keras
-
-        saved = keras.saving.load_model(str(path), compile=False)
+        saved = load_model(path, compile=False)
         if any(len(w.shape) == 4 for w in saved.weights):
             inflate_into(model, saved)
         else:

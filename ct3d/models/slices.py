@@ -28,7 +28,6 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ct3d.backend import import_keras
 from ct3d.models.backbones import backbone_min_size, build_backbone, scaling_layer
 from ct3d.models.heads import (
     InputShape,
@@ -39,7 +38,7 @@ from ct3d.models.heads import (
 )
 from ct3d.registry import model_builder
 
-__all__ = ["GatedAttention", "SliceNeighbours", "slice_weights"]
+__all__ = ["slice_weights"]
 
 Aggregation = Literal["mean", "max", "attention", "gru"]
 ATTENTION_LAYER = "slice_attention"
@@ -47,62 +46,13 @@ SLICE_LAYER = "per_slice"
 """The layer that applies the 2D encoder (resize, scaling, backbone) to every slice."""
 
 
-keras = import_keras()
-
-
-@keras.saving.register_keras_serializable("ct3d")
-class SliceNeighbours(keras.layers.Layer):
-    """(B, D, W, H, 1) slices -> (B, D, W, H, 3): slices k-1, k, k+1 (edges repeated)."""
-
-    def call(self, x: Any) -> Any:
-        from keras import ops
-
-        before = ops.concatenate([x[:, :1], x[:, :-1]], axis=1)
-        after = ops.concatenate([x[:, 1:], x[:, -1:]], axis=1)
-        return ops.concatenate([before, x, after], axis=-1)
-
-    def compute_output_shape(self, shape: tuple[Any, ...]) -> tuple[Any, ...]:
-        return (*shape[:-1], 3 * shape[-1])
-
-
-@keras.saving.register_keras_serializable("ct3d")
-class GatedAttention(keras.layers.Layer):
-    """Gated attention weights over a sequence: (B, D, F) features -> (B, D) softmax weights.
-
-    ``a_k = softmax_k(w . (tanh(V h_k) * sigmoid(U h_k)))`` (Ilse, Tomczak & Welling 2018).
-    """
-
-    def __init__(self, units: int = 128, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        layers = keras.layers
-        self.units = units
-        self.v = layers.Dense(units, activation="tanh", name="v")
-        self.u = layers.Dense(units, activation="sigmoid", name="u")
-        self.w = layers.Dense(1, name="w")
-
-    def build(self, shape: tuple[Any, ...]) -> None:
-        self.v.build(shape)
-        self.u.build(shape)
-        self.w.build((*shape[:-1], self.units))
-
-    def call(self, h: Any) -> Any:
-        from keras import ops
-
-        scores = self.w(self.v(h) * self.u(h))[..., 0]
-        return ops.softmax(ops.cast(scores, "float32"), axis=-1)
-
-    def compute_output_shape(self, shape: tuple[Any, ...]) -> tuple[Any, ...]:
-        return shape[:-1]
-
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "units": self.units}
-
-
 def slice_weights(model: Any, x: np.ndarray, batch_size: int = 4) -> np.ndarray | None:
     """Each slice's attention weight (rows sum to 1) for scans ``x`` (B, W, H, D, C).
 
     None for a model without a ``slice_attention`` layer (any aggregation but attention).
     """
+    import keras
+
     names = {layer.name for layer in model.layers}
     if ATTENTION_LAYER not in names:
         return None
@@ -119,6 +69,8 @@ def _aggregate(h: Any, aggregation: str, units: int) -> Any:
     if aggregation == "max":
         return layers.GlobalMaxPooling1D(name="slice_max")(h)
     if aggregation == "attention":
+        from ct3d.models.slice_layers import GatedAttention
+
         weights = GatedAttention(units, name=ATTENTION_LAYER)(h)
         return layers.Dot(axes=(1, 1), name="slice_pool")([weights, h])
     if aggregation == "gru":
@@ -133,7 +85,10 @@ def slice_model(
     name: str,
 ) -> Any:
     """General slice model (see the module docstring); ``adjacent``: 2.5D (3 slices a channel)."""
+    import keras
     from keras import layers
+
+    from ct3d.models.slice_layers import SliceNeighbours
 
     check_input_shape(input_shape, 1, name)
     check_classes(classes)
