@@ -23,7 +23,6 @@ import json
 import math
 import multiprocessing
 import platform
-import resource
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -50,28 +49,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def forward_gflops(model: Any, shape: Sequence[int]) -> float:
-    """GFLOPs of one scan's forward pass, from TensorFlow's profiler on the traced graph."""
-    import tensorflow as tf
-    from tensorflow.python.framework.convert_to_constants import (
-        convert_variables_to_constants_v2,
-    )
-
-    spec = tf.TensorSpec((1, *shape, 1), tf.float32)
-    concrete = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec)
-    graph = convert_variables_to_constants_v2(concrete).graph
-    options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
-    options["output"] = "none"
-    flops = tf.compat.v1.profiler.profile(graph=graph, run_meta=tf.compat.v1.RunMetadata(),
-                                          cmd="op", options=options)
-    return flops.total_float_ops / 1e9
-
-
 def measure_one(key: str, args: argparse.Namespace) -> dict[str, Any]:
     """One model's figures (run in a fresh process)."""
     import keras
     import tensorflow as tf
 
+    from ct3d.engine.cost import forward_gflops, peak_rss_gib
     from ct3d.engine.fit import compiled_model
     from ct3d.scenario import Scenario
 
@@ -91,11 +74,10 @@ def measure_one(key: str, args: argparse.Namespace) -> dict[str, Any]:
               shuffle=False, verbose=0)
     timed = [marks[i + 1] - marks[i] for i in range(2, len(marks), 2)]
     return {"model": MODELS[key], "params": int(model.count_params()),
-            "gflops_per_scan": round(forward_gflops(model, shape), 3),
+            "gflops_per_scan": round(forward_gflops(model), 3),
             "seconds_per_epoch": round(float(sum(timed) / len(timed)) * args.n
                                        / (steps * args.batch), 2),
-            "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
-                                  2)}
+            "peak_rss_gib": round(peak_rss_gib(), 2)}
 
 
 def _child(key: str, args: argparse.Namespace, queue: Any) -> None:

@@ -115,6 +115,63 @@ paired comparisons. ``ct3d``: the ``ct3d`` preset (the recommended recipe) again
 thesis' recipe on the same 5 folds of the MosMed-graded synthetic stand-in, CT-0 vs CT-23
 (the thesis' task) and CT-0 vs CT-1 (mild disease), two ablations, and the five grades."""
 
+
+def _model(name: str, **params: Any) -> dict[str, Any]:
+    return {"model": {"name": name, "params": params}}
+
+
+_UNLABELED = {"preset": "mosmed", "severity": "all", "scanner": "varied", "normal": 80,
+              "abnormal": 80, "seed": 1, "difficulty": "easy"}   # 80 per grade CT-0..CT-4
+
+_GENESIS = {"name": "genesis-400", "unlabeled": _UNLABELED, "train.epochs": 20}
+_SCARCE = {f"{arm}-{n}-per-class": {**_CT1, "data.synthetic.normal": n,
+                                    "data.synthetic.abnormal": n}
+           for n in (20, 50) for arm in ("thesis-cnn", "ssl-thesis-cnn")}
+
+GRIDS["dims"] = {
+    "base": "ct3d",
+    "scenarios": {
+        "thesis-cnn": _CT1,
+        "slice2d-small-attention": {**_CT1, **_model("slice2d", aggregation="attention")},
+        "ssl-thesis-cnn": _CT1,
+        **_SCARCE,
+        "slice25d-small-attention": {**_CT1, **_model("slice25d", aggregation="attention")},
+        "resnet3d": {**_CT1, **_model("resnet3d", depth=18)},
+        "slice2d-small-mean": {**_CT1, **_model("slice2d", aggregation="mean")},
+        "inflated3d-scratch": {**_CT1, **_model("inflated3d", stages=2)},
+        "slice2d-resnet50-imagenet": {
+            **_CT1, **_model("slice2d", backbone="ResNet50", aggregation="attention",
+                             weights="imagenet"), "train.freeze_epochs": 5},
+        "inflated3d-imagenet": {**_CT1, **_model("inflated3d", stages=3, weights="imagenet"),
+                                "train.freeze_epochs": 5},
+    },
+    "pretrain": {n: _GENESIS for n in ("ssl-thesis-cnn", *_SCARCE) if n.startswith("ssl")},
+    "paired": {**{f"ssl-thesis-cnn-{n}-per-class": f"thesis-cnn-{n}-per-class"
+                  for n in (20, 50)},
+               **{n: "thesis-cnn" for n in ("slice2d-small-attention", "ssl-thesis-cnn",
+                                            "slice25d-small-attention", "resnet3d",
+                                            "slice2d-small-mean", "inflated3d-scratch",
+                                            "slice2d-resnet50-imagenet",
+                                            "inflated3d-imagenet")}},
+    "curves": {"labeled scans per class": {
+        "thesis CNN from scratch": {20: "thesis-cnn-20-per-class",
+                                    50: "thesis-cnn-50-per-class", 100: "thesis-cnn"},
+        "thesis CNN pretrained (SSL)": {20: "ssl-thesis-cnn-20-per-class",
+                                        50: "ssl-thesis-cnn-50-per-class",
+                                        100: "ssl-thesis-cnn"}}},
+}
+"""``dims``: 2D, 2.5D or 3D, from scratch or pretrained, on CT-0 vs CT-1 (the subtle task)
+with the ``ct3d`` recipe and the same 5 folds for every model: the thesis CNN, ResNet-18 3D,
+the slice models with ct3d's small 2D backbone (attention-MIL or mean over slices; 2.5D:
+three neighbouring slices as channels), the inflated 3D ResNet-50 from scratch, the thesis
+CNN pretrained on 400 unlabeled scans of another cohort (``pretrain``: Models Genesis, run
+before its scenario, see :func:`ct3d.pretrain.pretrain`; rows naming the same pretraining
+share it) with and without pretraining at 20 and 50 labeled scans per class (``curves``: the
+AUC against the labeled scans), and two ImageNet rows that need Keras' ImageNet weight files
+(downloaded on first use, or already in ``~/.keras/models``; offline and without them, those
+two reports fail at once, naming the missing file). ``paired``: every model against the
+thesis CNN, each pretrained row against the same CNN from scratch on the same scans."""
+
 _QUICK = {
     "data.synthetic.preset": "quick", "data.synthetic.normal": 12,
     "data.synthetic.abnormal": 12, "data.synthetic.difficulty": "easy", "split.repeats": 1,
@@ -135,9 +192,10 @@ def _apply(base: Scenario, name: str, overrides: dict[str, Any], quick: bool) ->
     scenario = Scenario.from_dict(data).with_overrides({"name": name, **changes})
     if quick:
         resize = next(i for i, s in enumerate(scenario.preprocess) if s.name == "resize")
+        epochs = max(1, scenario.train.epochs // 10)
         scenario = scenario.with_overrides({
-            **_QUICK, f"preprocess.{resize}.params.shape": [64, 64, 48],
-            "train.epochs": max(1, scenario.train.epochs // 10),
+            **_QUICK, f"preprocess.{resize}.params.shape": [64, 64, 48], "train.epochs": epochs,
+            "train.freeze_epochs": min(scenario.train.freeze_epochs, epochs - 1),
         })
     return scenario.with_plugin_defaults()
 

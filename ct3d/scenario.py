@@ -536,7 +536,7 @@ def _path_problems(data: DataSpec, model: ResolvedStep) -> list[str]:
     if data.source == "manifest" and not root.is_file():
         p.append(f"{root}: manifest file not found (data.root, data.source=manifest)")
     weights = model.params.get("weights")
-    if weights is not None and not Path(weights).expanduser().is_file():
+    if weights not in (None, "imagenet") and not Path(weights).expanduser().is_file():
         p.append(f"{weights}: weights file not found (model.params.weights; nothing is "
                  f"downloaded)")
     return p

@@ -60,7 +60,7 @@ def test_quick_grid_is_a_single_small_repeat() -> None:
 
 
 def test_unknown_grid_is_refused() -> None:
-    with pytest.raises(ScenarioError, match="unknown grid 'x'; known: ct3d, thesis"):
+    with pytest.raises(ScenarioError, match="unknown grid 'x'; known: ct3d, dims, thesis"):
         grid("x")
 
 
@@ -70,3 +70,53 @@ def test_labels_naming_folders_the_synthetic_cohort_does_not_write_are_refused()
             "data.labels name folder\\(s\\) CT-23 that the synthetic cohort \\(severity CT-1\\) "
             "does not write; it writes CT-0, CT-1")):
         s.validate()
+
+
+def test_dims_grid_compares_every_model_with_the_thesis_cnn_on_the_same_folds() -> None:
+    scenarios = grid("dims")
+    reference = scenarios["thesis-cnn"]
+    assert reference.model.name == "modified_3dcnn" and reference.model.params["weights"] is None
+    full = [n for n in scenarios if not n.endswith("-per-class")]
+    assert {n: GRIDS["dims"]["paired"][n] for n in full[1:]} == dict.fromkeys(full[1:],
+                                                                          "thesis-cnn")
+    for s in scenarios.values():
+        assert s.data.labels == {"normal": ["CT-0"], "abnormal": ["CT-1"]}
+        assert (s.seed, s.split, s.preprocess, s.augment) == (
+            reference.seed, reference.split, reference.preprocess, reference.augment)
+    assert all(scenarios[n].data.synthetic == reference.data.synthetic for n in full)
+    models = {n: (s.model.name, s.model.params.get("aggregation")) for n, s in scenarios.items()}
+    assert models["slice2d-small-mean"] == ("slice2d", "mean")
+    assert models["slice25d-small-attention"] == ("slice25d", "attention")
+    assert scenarios["slice2d-resnet50-imagenet"].model.params["weights"] == "imagenet"
+    assert scenarios["inflated3d-imagenet"].train.freeze_epochs == 5
+
+
+def test_dims_label_scarce_rows_pair_pretrained_and_scratch_on_the_same_scans() -> None:
+    scenarios = grid("dims")
+    for n in (20, 50):
+        scratch, ssl = f"thesis-cnn-{n}-per-class", f"ssl-thesis-cnn-{n}-per-class"
+        assert GRIDS["dims"]["paired"][ssl] == scratch
+        assert scenarios[ssl] == scenarios[scratch].with_overrides({"name": ssl})
+        synthetic = scenarios[scratch].data.synthetic
+        assert (synthetic.normal, synthetic.abnormal) == (n, n)
+    curves = GRIDS["dims"]["curves"]["labeled scans per class"]
+    assert [sorted(points) for points in curves.values()] == [[20, 50, 100]] * 2
+    assert all(name in scenarios for points in curves.values() for name in points.values())
+
+
+def test_dims_ssl_row_pretrains_on_another_cohort_than_it_is_tested_on() -> None:
+    ssl = grid("dims")["ssl-thesis-cnn"]
+    spec = GRIDS["dims"]["pretrain"]["ssl-thesis-cnn"]
+    assert all(s is spec for s in GRIDS["dims"]["pretrain"].values())     # pretrained once
+    assert set(GRIDS["dims"]["pretrain"]) == {n for n in grid("dims") if n.startswith("ssl")}
+    assert ssl.model == grid("dims")["thesis-cnn"].model      # same model, weights set at run
+    unlabeled = spec["unlabeled"]
+    assert unlabeled["seed"] != ssl.data.synthetic.seed
+    assert unlabeled["severity"] == "all"                      # abnormal: per grade CT-1..4
+    assert unlabeled["normal"] + 4 * unlabeled["abnormal"] == 400
+
+
+def test_quick_grid_keeps_a_frozen_phase_shorter_than_its_epochs() -> None:
+    quick = grid("dims", quick=True)
+    assert all(s.train.freeze_epochs < s.train.epochs for s in quick.values()
+               if s.train.freeze_epochs)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
+import nbformat
 import pandas as pd
 import papermill
 import pytest
@@ -26,7 +28,7 @@ from ct3d.report import (
     run_grid,
     run_size,
 )
-from ct3d.report.execute import tidy
+from ct3d.report.execute import _pretrained, tidy
 
 FIGURES = ("samples.png", "curves.png", "timing.png", "confusion.png", "roc.png",
            "calibration.png", "gradcam.png")
@@ -195,6 +197,11 @@ def test_index_sections_from_report_folders(tmp_path: Path) -> None:
     fake_run(root / "ct1-ct3d-recipe", "kfold", folds=4, skill=0.2)
     fake_run(root / "ct1-no-augment", "kfold", folds=4, skill=0.6)
     fake_run(root / "grades-ct3d-recipe", "multiclass", classes=GRADES)
+    recorded = root / "ct1-no-augment" / "metrics.json"
+    metrics = json.loads(recorded.read_text())
+    metrics["cost"] = {"parameters": 2_500_000, "gflops_per_scan": 7.5,
+                       "input_shape": [64, 64, 48, 1], "peak_rss_gib": 1.25}
+    recorded.write_text(json.dumps(metrics))
     with python_kernel() as kernel:
         papermill.execute_notebook(str(notebooks_dir() / "compare.ipynb"),
                                    str(root / "index.ipynb"), kernel_name=kernel,
@@ -207,7 +214,12 @@ def test_index_sections_from_report_folders(tmp_path: Path) -> None:
     assert "Training (Table 4.1)" not in html and "Traceback" not in html
     headings = ("AUC per scenario", "ROC curves", "Paired comparisons on the same folds")
     assert [html.count(f">{h}<") for h in headings] == [1, 1, 1]
-    assert html.index(">Held-out test (ours)<") < html.index(">AUC per scenario<")
+    assert html.index(">Held-out test (ours)<") < html.index(">What each model costs<") < \
+        html.index(">AUC per scenario<")
+    costs = html[html.index(">What each model costs<"):html.index(">AUC per scenario<")]
+    assert "ct1-no-augment" in costs and "ct1-ct3d-recipe" not in costs   # no cost recorded
+    assert all(cell in costs for cell in ("<td>2.50</td>", "<td>7.5</td>", "<td>1.25</td>",
+                                          "<td>64 × 64 × 48</td>"))
     assert "<th>ct1-no-augment vs ct1-ct3d-recipe</th>" in html
     assert "<td>no report of ct1-thesis-recipe</td>" in html
     for png in ("auc.png", "roc_curves.png", "paired_auc.png"):
@@ -240,3 +252,53 @@ def test_cli_report_flags_and_exit_status(
     assert "has no scenario no-such-scenario" in capsys.readouterr().err
     assert main(["report", "--data", str(tmp_path / "missing"), "--out", str(tmp_path)]) == 2
     assert main(["report", "--grid", "nope"]) == 2
+
+
+
+def test_grid_rows_with_pretraining_start_from_the_encoder_trained_once(
+    tmp_path: Path,
+) -> None:
+    scenarios, specs = grid("dims", quick=True), GRIDS["dims"]["pretrain"]
+    folders = {}
+    for name in ("ssl-thesis-cnn", "ssl-thesis-cnn-20-per-class"):
+        folders[name] = tmp_path / "reports" / "dims" / name
+        folders[name].mkdir(parents=True)
+    ready = _pretrained(scenarios["ssl-thesis-cnn"], specs["ssl-thesis-cnn"], True,
+                        tmp_path / "work", folders["ssl-thesis-cnn"], progress=False)
+    pretrain_dir = tmp_path / "work" / ".runs" / "pretrain-genesis-400-quick"
+    record = json.loads((pretrain_dir / "pretrain.json").read_text())
+    assert record["scans"] == 12 and record["epochs"] == 1          # 4 normal + 2 per grade
+    cohort = tmp_path / "work" / ".data" / "quick-all-varied-4n-2a-seed1"
+    assert (cohort / "cohort.json").is_file()
+    assert (folders["ssl-thesis-cnn"] / "pretrain_loss.png").read_bytes()[:4] == b"\x89PNG"
+    weights = pretrain_dir / "pretrained.keras"
+    assert ready.model.params["weights"] == os.path.relpath(weights, folders["ssl-thesis-cnn"])
+    assert ready.with_overrides({"model.params.weights": None}) == scenarios["ssl-thesis-cnn"]
+    history = pretrain_dir / "history.csv"
+    written = history.stat().st_mtime_ns
+    scarce = _pretrained(scenarios["ssl-thesis-cnn-20-per-class"],
+                         specs["ssl-thesis-cnn-20-per-class"], True, tmp_path / "work",
+                         folders["ssl-thesis-cnn-20-per-class"], progress=False)
+    assert scarce.model.params["weights"] == ready.model.params["weights"]     # shared
+    assert history.stat().st_mtime_ns == written                   # and not trained again
+    assert json.loads((pretrain_dir / "pretrain.json").read_text()) == record
+
+
+@pytest.mark.notebook
+def test_a_slice_attention_model_report_draws_which_slices_mattered(tmp_path: Path) -> None:
+    scenario = ct3d.Scenario.preset("quick").with_overrides({
+        "name": "tiny-attention", "data.root": str(tmp_path / "data"),
+        "data.cache": str(tmp_path / "cache"), "out": str(tmp_path / "run"),
+        "data.synthetic.normal": 6, "data.synthetic.abnormal": 6,
+        "preprocess.2.params.shape": [32, 32, 16], "train.epochs": 1,
+        "model": {"name": "slice2d", "params": {"aggregation": "attention", "units": 8}}})
+    with python_kernel() as kernel:
+        papermill.execute_notebook(
+            str(notebooks_dir() / "scenario.ipynb"), str(tmp_path / "report.ipynb"),
+            kernel_name=kernel, progress_bar=False, cwd=str(tmp_path),
+            parameters={"scenario_yaml": scenario.to_yaml(), "out_dir": "out", "examples": 1})
+    figure = tmp_path / "out" / "attention.png"
+    assert figure.read_bytes()[:4] == b"\x89PNG"
+    cells = nbformat.read(tmp_path / "report.ipynb", as_version=4).cells
+    printed = [o.get("text", "") for c in cells if c.cell_type == "code" for o in c.outputs]
+    assert not any("no attention over slices" in text for text in printed)

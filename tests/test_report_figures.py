@@ -290,3 +290,25 @@ def test_paired_figure_draws_each_difference_with_its_interval(tmp_path: Path) -
     assert ax.get_title().endswith("skipped (see the table): gone vs base")
     assert report.paired_figure([skipped]).texts[0].get_text() == (
         "No paired comparison to show (skipped: gone vs base).")
+
+
+def test_curve_figure_draws_each_series_with_its_intervals_and_skips_missing_reports() -> None:
+    def run(auc: float, low: float, high: float) -> dict:
+        return {"auc": auc, "ci": {"auc": [low, high]}}
+
+    runs = {"s20": run(0.6, 0.5, 0.7), "s50": run(0.7, 0.65, 0.8), "p20": run(0.75, 0.6, 0.85)}
+    series = {"scratch": {20: "s20", 50: "s50"}, "pretrained": {20: "p20", 50: "p50"}}
+    fig = report.curve_figure(runs, series, "labeled scans per class")
+    ax = fig.axes[0]
+    scratch, pretrained = ax.containers                       # one errorbar container each
+    assert scratch.lines[0].get_ydata().tolist() == [0.6, 0.7]
+    assert pretrained.lines[0].get_ydata().tolist() == [0.75]            # p50: no report
+    xs = scratch.lines[0].get_xdata().tolist()
+    assert xs[0] < 20 < pretrained.lines[0].get_xdata()[0]          # drawn a little apart
+    bars = scratch.lines[2][0].get_segments()
+    assert [(seg[0][1], seg[1][1]) for seg in bars] == [(0.5, 0.7), (0.65, 0.8)]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["scratch", "pretrained"]
+    assert ax.get_xscale() == "log" and [t.get_text() for t in ax.get_xticklabels()] == [
+        "20", "50"]
+    empty = report.curve_figure({}, series, "labeled scans per class")
+    assert empty.texts[0].get_text() == "No report of the curve's scenarios yet."

@@ -88,7 +88,11 @@ def test_youden_threshold_comes_from_the_validation_part_only(
 ) -> None:
     s = make_scenario(cohort_root, tmp_path / "yj", **{"evaluate.threshold": "youden",
                                                        "train.epochs": 2})
-    m = run(s, verbose=0).metrics
+    result = run(s, verbose=0)
+    m = result.metrics
+    assert m["cost"]["parameters"] == result.model.count_params()       # what it cost
+    assert m["cost"]["input_shape"] == [*result.model.input_shape[1:]]
+    assert m["cost"]["gflops_per_scan"] > 0 and m["cost"]["peak_rss_gib"] > 0.1
     rows = _rows(tmp_path / "yj" / "predictions.csv")
     val = [r for r in rows if r["part"] == "val"]
     expected = youden_threshold([int(r["label"]) for r in val],

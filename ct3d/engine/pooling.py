@@ -66,12 +66,13 @@ def fold_metrics(scenario: Scenario, result: FoldResult, classes: list[str]) -> 
 
 def write_metrics(
     scenario: Scenario, run_dir: Path, results: list[FoldResult], classes: list[str],
-    skipped: dict[str, str],
+    skipped: dict[str, str], cost: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """``metrics.json`` and ``predictions.csv`` of one model, or of k folds (pooled out of
     fold by :func:`~ct3d.evaluate.summarize_folds`), or of k folds repeated
     ``split.repeats`` times (:func:`~ct3d.evaluate.summarize_repeats`: the mean over the
-    repeats); returns the metrics."""
+    repeats); returns the metrics. ``cost``: what the model costs
+    (:func:`ct3d.engine.cost.run_cost`), kept as ``metrics["cost"]``."""
     per_fold = [fold_metrics(scenario, result, classes) for result in results]
     repeats = scenario.split.repeats
     if len(results) == 1:
@@ -91,7 +92,7 @@ def write_metrics(
             [np.concatenate([r.probs["test"] for r in g]) for g in groups],
             classes, scenario.evaluate.n_boot, scenario.seed)
     metrics = {"scenario": scenario.name, "classes": classes, **metrics, "seed": scenario.seed,
-               "skipped": skipped}
+               "skipped": skipped, **({"cost": cost} if cost is not None else {})}
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     _write_predictions(run_dir / "predictions.csv", results, classes, repeats)
     return metrics

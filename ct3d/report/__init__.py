@@ -35,6 +35,7 @@ Example:
 
 from ct3d.report.compare import (
     THESIS_TABLES,
+    cost_table,
     grid_comparisons,
     held_out_table,
     report_links,
@@ -54,6 +55,7 @@ from ct3d.report.figures import (
     CURVES,
     calibration_figure,
     confusion_figure,
+    curve_figure,
     curves_figure,
     forest_figure,
     paired_figure,
@@ -62,7 +64,7 @@ from ct3d.report.figures import (
     save_figure,
     timing_figure,
 )
-from ct3d.report.images import gradcam_figure, samples_figure
+from ct3d.report.images import attention_figure, gradcam_figure, samples_figure
 from ct3d.report.runs import (
     GridReports,
     Run,
@@ -94,11 +96,14 @@ __all__ = [
     "ReportSummary",
     "Run",
     "ScenarioReport",
+    "attention_figure",
     "calibration_figure",
     "class_names",
     "confusion_figure",
     "confusion_matrices",
     "confusion_table",
+    "cost_table",
+    "curve_figure",
     "curves_figure",
     "describe_evaluation",
     "export_html",

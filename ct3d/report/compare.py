@@ -29,7 +29,7 @@ from ct3d.report.runs import GridReports
 from ct3d.report.smoke import quick_name, run_size
 from ct3d.report.tables import ci_interval, to_html
 
-__all__ = ["THESIS_TABLES", "THESIS_TITLES", "ThesisColumn", "grid_comparisons",
+__all__ = ["THESIS_TABLES", "THESIS_TITLES", "ThesisColumn", "cost_table", "grid_comparisons",
            "held_out_table", "part_value", "report_links", "thesis_table", "thesis_tables_html"]
 
 
@@ -146,6 +146,37 @@ def held_out_table(reports: GridReports) -> pd.DataFrame:
             "AUC": m.get("auc"), "AUC 95% CI": ci_interval(m, "auc"),
         }
     return pd.DataFrame.from_dict(rows, orient="index", dtype=object).rename_axis("scenario")
+
+
+def cost_table(reports: GridReports) -> pd.DataFrame:
+    """What each reported scenario's model costs (``metrics["cost"]``, see
+    :func:`ct3d.engine.cost.run_cost`), beside its AUC: the model, parameters (millions),
+    GFLOPs of one scan's forward pass, seconds per training epoch on the machine that made the
+    report (k-fold: the mean over the folds) and the peak memory of the run's process.
+    Reports written before ct3d recorded costs have no row.
+
+    Example:
+        >>> from ct3d.report.runs import GridReports
+        >>> m = {"auc": 0.9, "time_per_epoch_s": 8.0, "scenario": "a",
+        ...      "cost": {"parameters": 1_500_000, "gflops_per_scan": 2.5,
+        ...               "input_shape": [64, 64, 48, 1], "peak_rss_gib": 1.2}}
+        >>> row = cost_table(GridReports("dims", None, {"a": m}, names=["a"])).loc["a"]
+        >>> row["parameters (M)"], row["GFLOPs per scan"], row["s per epoch"]
+        (1.5, 2.5, 8.0)
+    """
+    rows = {}
+    for name in (n for n in reports.names if "cost" in reports.metrics.get(n, {})):
+        m = reports.metrics[name]
+        cost = m["cost"]
+        rows[name] = {"AUC": m.get("auc"), "parameters (M)": cost["parameters"] / 1e6,
+                      "GFLOPs per scan": cost["gflops_per_scan"],
+                      "s per epoch": part_value(m, None, "time_per_epoch_s"),
+                      "peak memory (GiB)": cost["peak_rss_gib"],
+                      "input": " × ".join(str(d) for d in cost["input_shape"][:3])}
+    table = pd.DataFrame.from_dict(rows, orient="index", dtype=object).rename_axis("scenario")
+    table.attrs["formats"] = {"AUC": ".3f", "parameters (M)": ".2f", "GFLOPs per scan": ".3g",
+                              "s per epoch": ".1f", "peak memory (GiB)": ".2f"}
+    return table
 
 
 def report_links(reports: GridReports, quick: bool = False) -> dict[str, str]:

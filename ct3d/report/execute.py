@@ -211,6 +211,36 @@ def _placed(scenario: Scenario, run_dir: Path, work: Path, folder: Path) -> Scen
         "data.root": os.path.relpath(root.resolve(), folder)})
 
 
+def _pretrained(scenario: Scenario, spec: dict[str, Any], quick: bool, place: Path,
+                folder: Path, progress: bool) -> Scenario:
+    """``scenario`` starting from the encoder :func:`ct3d.pretrain.pretrain` trains as
+    ``spec`` says, into ``place/.runs/pretrain-<spec["name"]>`` (a finished one there is
+    reused, so rows naming the same pretraining share it): on the synthetic cohort
+    ``spec["unlabeled"]`` (generated under ``place/.data``; its labels unused), with
+    ``spec``'s other keys as overrides of the scenario (e.g. ``train.epochs``; ``quick``: 1
+    epoch on 12 quick scans). Its loss curve is copied into the report ``folder`` as
+    ``pretrain_loss.png``; the weights path is written relative to ``folder``."""
+    from ct3d.data.sources import ensure_synthetic
+    from ct3d.pretrain import pretrain
+
+    unlabeled = dict(spec["unlabeled"])
+    overrides = {k: v for k, v in spec.items() if k not in ("name", "unlabeled")}
+    name = spec["name"]
+    if quick:
+        unlabeled.update(preset="quick", normal=4, abnormal=2)   # 2 per grade of "all"
+        overrides["train.epochs"] = 1
+        name = f"{name}-quick"
+    cohort = ensure_synthetic(place / ".data", unlabeled, progress)
+    setup = scenario.with_overrides({**overrides, "data.cache": str(place / ".cache")})
+    out = place / ".runs" / f"pretrain-{name}"
+    if progress:
+        print(f"pretraining {scenario.name}'s model on {cohort.name} (unlabeled) into {out}",
+              flush=True)
+    weights = pretrain(setup, cohort, out, verbose=int(progress))
+    shutil.copyfile(out / "loss.png", folder / "pretrain_loss.png")
+    return scenario.with_overrides({"model.params.weights": os.path.relpath(weights, folder)})
+
+
 def _fresh(folder: Path) -> None:
     """An empty report folder (an earlier report there is replaced, nothing else is)."""
     if (folder / "report.ipynb").exists():
@@ -294,8 +324,11 @@ def run_grid(
             folder = root / name
             _fresh(folder)
             start = time.perf_counter()
-            scenario = _placed(scenarios[name], place / ".runs" / root.name / name, place,
-                               folder)
+            scenario = scenarios[name]
+            if name in GRIDS[grid].get("pretrain", {}):
+                scenario = _pretrained(scenario, GRIDS[grid]["pretrain"][name], quick, place,
+                                       folder, progress)
+            scenario = _placed(scenario, place / ".runs" / root.name / name, place, folder)
             shown = quick_name(name, [scenario.train.epochs]) if quick else name
             error = _run_notebook(notebooks / "scenario.ipynb", folder / "report.ipynb",
                                   {"scenario_yaml": scenario.to_yaml(), "out_dir": ".",

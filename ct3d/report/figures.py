@@ -31,9 +31,9 @@ from matplotlib.ticker import MaxNLocator
 from ct3d.report.runs import GridReports
 from ct3d.report.tables import ci_interval, confusion_table, format_cell
 
-__all__ = ["CURVES", "calibration_figure", "confusion_figure", "curves_figure", "forest_figure",
-           "note_figure", "paired_figure", "roc_figure", "roc_overlay_figure", "save_figure",
-           "timing_figure"]
+__all__ = ["CURVES", "calibration_figure", "confusion_figure", "curve_figure", "curves_figure",
+           "forest_figure", "note_figure", "paired_figure", "roc_figure", "roc_overlay_figure",
+           "save_figure", "timing_figure"]
 
 CURVES = ("loss", "accuracy", "auc")
 """Metrics plotted per epoch (those the history holds), train and ``val_`` together."""
@@ -319,6 +319,53 @@ def forest_figure(reports: Reports) -> Figure:
     ax.set_yticks(range(len(runs)), labels, fontsize=8)
     ax.set(xlim=(low, 1.0), title="AUC per scenario",
            xlabel="AUC (binary) or macro AUC (multi-class), 95% interval; dotted: chance")
+    return fig
+
+
+def curve_figure(reports: Reports, series: Mapping[str, Mapping[float, str]],
+                 xlabel: str) -> Figure:
+    """The AUC of scenarios along an x value, one line per series: e.g. from scratch and
+    pretrained against the number of labeled scans (a grid's ``curves``). Each point is
+    the AUC of scenario ``series[line][x]`` with its 95% interval as an error bar (the two
+    lines are drawn a little apart on x so the bars do not hide each other); a scenario
+    without a report is left out of its line. The x axis is logarithmic.
+
+    Example:
+        >>> m = {"auc": 0.7, "ci": {"auc": [0.6, 0.8]}}
+        >>> b = {"auc": 0.9, "ci": {"auc": [0.8, 0.95]}}
+        >>> fig = curve_figure({"a": m, "b": b}, {"s": {20: "a", 50: "b"}}, "labeled scans")
+        >>> fig.axes[0].lines[0].get_ydata().tolist(), fig.axes[0].get_xlabel()
+        ([0.7, 0.9], 'labeled scans')
+    """
+    runs = _by_scenario(reports)
+    fig = Figure(figsize=(6.5, 4.2))
+    ax = fig.subplots()
+    shown = 0
+    for i, (line, points) in enumerate(series.items()):
+        xs, ys, errors = [], [], [[], []]
+        shift = 1 + 0.02 * (i - (len(series) - 1) / 2)
+        for x, name in sorted(points.items()):
+            auc, bounds, _ = _auc(runs.get(name, {}))
+            if auc is None:
+                continue
+            xs.append(x * shift)
+            ys.append(auc)
+            low, high = bounds if bounds is not None else (auc, auc)
+            errors[0].append(max(auc - low, 0.0))
+            errors[1].append(max(high - auc, 0.0))
+        if xs:
+            ax.errorbar(xs, ys, yerr=errors, marker="o", capsize=4, label=line)
+            shown += 1
+    if not shown:
+        return note_figure("No report of the curve's scenarios yet.")
+    ticks = sorted({x for points in series.values() for x in points})
+    ax.set_xscale("log")
+    ax.set_xticks(ticks, [str(t) for t in ticks])
+    ax.minorticks_off()
+    ax.axhline(0.5, color="grey", linestyle=":")
+    ax.set(xlabel=xlabel, ylabel="AUC (95% interval)", title=f"AUC against {xlabel}")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
     return fig
 
 

@@ -1,4 +1,5 @@
-"""Figures of scans: sample slices, and Grad-CAM heat maps overlaid on them.
+"""Figures of scans: sample slices, Grad-CAM heat maps overlaid on them, and which slices a
+slice model's attention weighed most.
 
 Both take volumes already in memory (``(x, y, z)`` arrays, e.g. ``ct3d.read_volume(p).array``
 and ``ct3d.saliency.explain_scan(...).array``) and show one axial slice per scan in HU,
@@ -21,7 +22,7 @@ from matplotlib.figure import Figure
 
 from ct3d.report.figures import note_figure
 
-__all__ = ["HU_WINDOW", "gradcam_figure", "hottest_slice", "samples_figure"]
+__all__ = ["HU_WINDOW", "attention_figure", "gradcam_figure", "hottest_slice", "samples_figure"]
 
 HU_WINDOW = (-1000.0, 400.0)
 """Grey limits of the scan slices, in HU."""
@@ -90,3 +91,38 @@ def gradcam_figure(scans: Sequence[np.ndarray], heats: Sequence[np.ndarray],
         ax.imshow(np.ma.masked_less(np.rot90(heat[:, :, k]), clear_below), cmap="jet",
                   alpha=0.5, vmin=0, vmax=1)
     return axes[0].figure
+
+
+def attention_figure(scans: Sequence[np.ndarray], weights: Sequence[np.ndarray],
+                     titles: Sequence[str], window: tuple[float, float] = (0.0, 1.0)
+                     ) -> Figure:
+    """Which slices mattered: per scan (a column), its heaviest slice above the attention
+    weight of every axial slice (bars; the heaviest in red, the dashed line is uniform
+    weight, 1 / slices).
+
+    ``scans``: the preprocessed scans the model saw (``(x, y, z)``, grey over ``window``:
+    0..1 after ``hu_window``); ``weights``: one row of slice weights per scan
+    (:func:`ct3d.models.slice_weights`).
+
+    Example:
+        >>> w = np.array([0.1, 0.6, 0.3])
+        >>> fig = attention_figure([np.zeros((4, 4, 3))], [w], ["abnormal"])
+        >>> fig.axes[0].get_title(), len(fig.axes[1].patches)
+        ('abnormal\\nslice 1 (weight 0.60)', 3)
+    """
+    if not scans:
+        return note_figure("No held-out scans to show.")
+    fig = Figure(figsize=(3 * len(scans), 5.5))
+    grid = fig.subplots(2, len(scans), squeeze=False, height_ratios=[3, 2])
+    for column, scan, w, title in zip(grid.T, scans, weights, titles, strict=True):
+        k = int(np.argmax(w))
+        _show_slice(column[0], scan[:, :, k], window, f"{title}\nslice {k} (weight {w[k]:.2f})")
+        bars = column[1]
+        bars.bar(np.arange(len(w)), w, width=1.0, color=["tab:red" if i == k else "tab:blue"
+                                                          for i in range(len(w))])
+        bars.axhline(1 / len(w), color="black", linestyle="--", linewidth=0.8)
+        bars.set_xlabel("axial slice (preprocessed)", fontsize=8)
+        bars.set_ylabel("attention weight", fontsize=8)
+        bars.tick_params(labelsize=7)
+    fig.tight_layout()
+    return fig
