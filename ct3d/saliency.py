@@ -29,6 +29,7 @@ from scipy import ndimage
 
 from ct3d.backend import import_keras, import_tensorflow
 from ct3d.io import read_volume, write_volume
+from ct3d.models.loading import walk_layers
 from ct3d.models.slices import SLICE_LAYER
 from ct3d.preprocess import build_preprocess
 from ct3d.registry import StepLike
@@ -56,19 +57,6 @@ class HeatMap(Volume):
 
     layer: str | None = None
     note: str | None = None
-
-
-def _walk(model: Any) -> list[Any]:
-    """Every layer of ``model`` in order, descending into nested models and wrappers."""
-    found = []
-    for layer in model.layers:
-        found.append(layer)
-        inner = getattr(layer, "layer", None)  # TimeDistributed and other wrappers
-        if inner is not None and hasattr(inner, "layers"):
-            found.extend(_walk(inner))
-        elif hasattr(layer, "layers"):
-            found.extend(_walk(layer))
-    return found
 
 
 def _slice_encoder(model: Any) -> Any | None:
@@ -108,7 +96,7 @@ def last_conv_layer(model: Any) -> str:
         >>> last_conv_layer(build_model("modified_3dcnn", input_shape=(46, 46, 46, 1)))
         'block4_conv'
     """
-    layers = _walk(model)
+    layers = walk_layers(model)
     kind = _conv_type(model)
     convs = [layer.name for layer in layers if isinstance(layer, kind)]
     if not convs:
@@ -122,8 +110,8 @@ def _top_level_layer(model: Any, name: str) -> Any:
     """The layer called ``name`` in ``model``'s own graph (not inside a nested model)."""
     if any(layer.name == name for layer in model.layers):
         return model.get_layer(name)
-    holder = next((layer.name for layer in model.layers
-                   if hasattr(layer, "layers") and name in {x.name for x in _walk(layer)}), None)
+    holder = next((layer.name for layer in model.layers if hasattr(layer, "layers")
+                   and name in {x.name for x in walk_layers(layer)}), None)
     if holder is not None:
         raise ValueError(f"layer {name!r} is inside the nested model {holder!r}; Grad-CAM needs "
                          f"a layer of {model.name!r}'s own graph: build the model flat")

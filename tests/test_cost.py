@@ -1,11 +1,11 @@
 """What a model costs: parameters and FLOPs counted exactly on a model small enough to count
-by hand, and the cost every run records in its metrics."""
+by hand."""
 
 from __future__ import annotations
 
 import pytest
 
-from ct3d.engine.cost import peak_rss_gib, run_cost
+from ct3d.engine.cost import model_cost, peak_rss_gib
 
 keras = pytest.importorskip("keras")
 
@@ -15,19 +15,20 @@ def test_flops_of_a_convolution_and_a_dense_layer_are_counted_exactly() -> None:
     x = keras.layers.Conv3D(2, 3, padding="same", use_bias=False)(inputs)
     x = keras.layers.Flatten()(x)
     model = keras.Model(inputs, keras.layers.Dense(1, use_bias=False)(x), name="tiny")
-    cost = run_cost(model)
+    cost = model_cost(model)
     conv = 2 * 3**3 * 1 * 2 * 4**3              # multiply-adds per output voxel and filter
     dense = 2 * (2 * 4**3)
     assert cost["gflops_per_scan"] == pytest.approx((conv + dense) / 1e9)
     assert cost["parameters"] == 3**3 * 2 + 2 * 4**3 == model.count_params()
     assert cost["input_shape"] == [4, 4, 4, 1]
-    assert 0.1 < cost["peak_rss_gib"] == pytest.approx(peak_rss_gib(), abs=0.01)
+    assert set(cost) == {"parameters", "gflops_per_scan", "input_shape"}   # no measurement
+    assert 0.1 < peak_rss_gib() < 64
 
 
 def test_doubling_the_filters_doubles_the_convolution_flops() -> None:
     def conv_flops(filters: int) -> float:
         inputs = keras.Input((6, 6, 6, 1))
         y = keras.layers.Conv3D(filters, 3, use_bias=False)(inputs)
-        return run_cost(keras.Model(inputs, y))["gflops_per_scan"]
+        return model_cost(keras.Model(inputs, y))["gflops_per_scan"]
 
     assert conv_flops(4) == pytest.approx(2 * conv_flops(2), rel=1e-3)   # 4 digits kept

@@ -417,6 +417,7 @@ def test_metrics_json_and_predictions_csv_of_one_and_of_several_repeats(tmp_path
     s = Scenario().with_overrides({"split.kind": "kfold", "split.k": 2, "evaluate.n_boot": 50})
     (tmp_path / "one").mkdir()
     m = write_metrics(s, tmp_path / "one", once, ["normal", "abnormal"], {})
+    assert 0.1 < m.pop("peak_rss_gib") < 64               # measured, like the epoch times
     folds = [fold_metrics(s, r, ["normal", "abnormal"]) for r in once]
     expected = summarize_folds(folds, [y[h] for h in halves], [p[h] for h in halves],
                                ["normal", "abnormal"], 50, s.seed)
@@ -438,7 +439,7 @@ def test_metrics_json_and_predictions_csv_of_one_and_of_several_repeats(tmp_path
     assert m2["auc"] == pytest.approx(np.mean([r["auc"] for r in m2["repeats"]]))
     assert m2["n"] == 12 and len(m2["folds"]) == 4 and m2["confusion_matrix"] == m[
         "confusion_matrix"]
-    assert set(m2) - set(m) == {"repeats", "repeat_mean_std", "from_repeat_0"}
+    assert set(m2) - set(m) == {"repeats", "repeat_mean_std", "from_repeat_0", "peak_rss_gib"}
     rows = [r.split(",") for r in (tmp_path / "two" / "predictions.csv").read_text().split()]
     tested = [(r[0], r[3], r[4]) for r in rows[1:] if r[-1] == "test"]
     assert sorted({(f, rep) for _, f, rep in tested}) == [("0", "0"), ("1", "0"), ("2", "1"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -189,3 +191,26 @@ def test_weights_must_be_an_existing_local_weights_file(tmp_path) -> None:  # no
     with pytest.raises(ValueError, match=r"local \.weights\.h5 file .* received "
                                          r"weights='https://example.org/w.h5'"):
         build_model("resnet3d", input_shape=SMALL_INPUT, weights="https://example.org/w.h5")
+
+
+@pytest.mark.parametrize("name", ["slice2d", "slice25d", "resnet3d", "inflated3d"])
+def test_batchnorm_momentum_reaches_every_batchnorm_layer_and_survives_saving(
+    name: str, tmp_path: Path
+) -> None:
+    import keras
+
+    from ct3d.models.loading import load_model, walk_layers
+
+    def momenta(model: keras.Model) -> set[float]:
+        return {layer.momentum for layer in walk_layers(model)
+                if isinstance(layer, keras.layers.BatchNormalization)}
+
+    shape = (32, 32, 32, 1)
+    assert momenta(build_model(name, input_shape=shape)) == {0.99}            # Keras' default
+    model = build_model(name, input_shape=shape, bn_momentum=0.9)
+    assert momenta(model) == {0.9}
+    model.save(tmp_path / "m.keras")
+    assert momenta(load_model(tmp_path / "m.keras")) == {0.9}
+    with pytest.raises(ValueError, match=r"`bn_momentum` must be in \[0, 1\); received "
+                                         r"bn_momentum=1.0"):
+        build_model(name, input_shape=shape, bn_momentum=1.0)

@@ -1,15 +1,16 @@
-"""What a model costs: parameters, GFLOPs of one scan's forward pass, and the peak memory of
-the process that trained it.
+"""What a model costs: parameters and GFLOPs of one scan's forward pass; and the peak memory
+of the process that trained it.
 
-:func:`run_cost` is what a run records in ``metrics.json`` (``cost``), so a grid's index can
-set each model family's price beside its AUC; ``benchmarks/model_speed.py`` uses the same
-functions for its table.
+A run records :func:`model_cost` in ``metrics.json`` (``cost``, the same on every machine)
+and :func:`peak_rss_gib` beside ``time_per_epoch_s`` (both measured here, so they differ from
+run to run), so a grid's index can set each model family's price beside its AUC;
+``benchmarks/model_speed.py`` uses the same functions for its table.
 
 Example::
 
     model = ct3d.build_model("modified_3dcnn", input_shape=(64, 64, 48, 1))
-    forward_gflops(model)     # 7.6: multiply-adds count 2 FLOPs
-    run_cost(model)           # {"parameters": 1_300_000, "gflops_per_scan": 7.6, ...}
+    forward_gflops(model)     # 0.78: multiply-adds count 2 FLOPs
+    model_cost(model)         # {"parameters": 214817, "gflops_per_scan": 0.78, ...}
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import sys
 import warnings
 from typing import Any
 
-__all__ = ["forward_gflops", "peak_rss_gib", "run_cost"]
+__all__ = ["forward_gflops", "model_cost", "peak_rss_gib"]
 
 
 def peak_rss_gib() -> float:
@@ -51,14 +52,13 @@ def forward_gflops(model: Any) -> float:
     return flops.total_float_ops / 1e9
 
 
-def run_cost(model: Any) -> dict[str, Any]:
+def model_cost(model: Any) -> dict[str, Any]:
     """``parameters``, ``gflops_per_scan`` (None, with a warning, where the profiler cannot
-    trace the model), ``input_shape`` and ``peak_rss_gib`` (this process, so far)."""
+    trace the model) and ``input_shape`` (one scan's, channels last)."""
     try:
         gflops: float | None = float(f"{forward_gflops(model):.4g}")
     except (ValueError, TypeError, NotImplementedError) as exc:
         warnings.warn(f"GFLOPs per scan not counted for {model.name}: {exc}", stacklevel=2)
         gflops = None
     return {"parameters": int(model.count_params()), "gflops_per_scan": gflops,
-            "input_shape": [int(d) for d in model.input_shape[1:]],
-            "peak_rss_gib": round(peak_rss_gib(), 3)}
+            "input_shape": [int(d) for d in model.input_shape[1:]]}

@@ -33,6 +33,7 @@ from ct3d.engine import devices, phases
 from ct3d.engine.parts import FoldResult, Part
 from ct3d.engine.state import EpochState
 from ct3d.models import build_model, load_model
+from ct3d.models.loading import walk_layers
 from ct3d.scenario import Scenario, TrainSpec
 
 __all__ = ["check_batch", "class_weights", "compiled_model", "make_optimizer", "predict_part",
@@ -67,7 +68,7 @@ def compiled_model(
     with devices.dtype_policy(devices.resolve_precision(t.mixed_precision)):
         model = build_model(scenario.model, input_shape=(*shape, 1), classes=classes)
         if tf.distribute.get_strategy().num_replicas_in_sync > 1:
-            for layer in _all_layers(model):
+            for layer in walk_layers(model):
                 if isinstance(layer, keras.layers.BatchNormalization):
                     layer.synchronized = True
         if frozen:
@@ -99,12 +100,6 @@ def unfrozen(model: Any, scenario: Scenario, classes: int, steps: int, epoch: in
     return model
 
 
-def _all_layers(layer: Any) -> list[Any]:
-    """``layer``'s sub-layers, nested models included, depth first."""
-    out = []
-    for sub in getattr(layer, "layers", []):
-        out += [sub, *_all_layers(sub)]
-    return out
 
 
 def class_weights(rule: str, labels: np.ndarray, classes: int) -> dict[int, float] | None:

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from ct3d.engine.cost import peak_rss_gib
 from ct3d.engine.parts import FoldResult
 from ct3d.evaluate import (
     decision_threshold,
@@ -72,7 +73,8 @@ def write_metrics(
     fold by :func:`~ct3d.evaluate.summarize_folds`), or of k folds repeated
     ``split.repeats`` times (:func:`~ct3d.evaluate.summarize_repeats`: the mean over the
     repeats); returns the metrics. ``cost``: what the model costs
-    (:func:`ct3d.engine.cost.run_cost`), kept as ``metrics["cost"]``."""
+    (:func:`ct3d.engine.cost.model_cost`), kept as ``metrics["cost"]``; ``peak_rss_gib``:
+    this process's peak memory so far (measured, like ``time_per_epoch_s``)."""
     per_fold = [fold_metrics(scenario, result, classes) for result in results]
     repeats = scenario.split.repeats
     if len(results) == 1:
@@ -92,7 +94,8 @@ def write_metrics(
             [np.concatenate([r.probs["test"] for r in g]) for g in groups],
             classes, scenario.evaluate.n_boot, scenario.seed)
     metrics = {"scenario": scenario.name, "classes": classes, **metrics, "seed": scenario.seed,
-               "skipped": skipped, **({"cost": cost} if cost is not None else {})}
+               "skipped": skipped, **({"cost": cost} if cost is not None else {}),
+               "peak_rss_gib": round(peak_rss_gib(), 3)}
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     _write_predictions(run_dir / "predictions.csv", results, classes, repeats)
     return metrics

@@ -127,7 +127,7 @@ def run(
     _check_input(scenario, [p for p in report.paths if p is not None])
 
     tf = import_tensorflow()
-    from ct3d.engine.cost import run_cost
+    from ct3d.engine.cost import model_cost
     from ct3d.engine.fit import train_fold
     from ct3d.engine.pooling import write_metrics
 
@@ -155,7 +155,7 @@ def run(
             results.append(train_fold(scenario, data, fold_dir, len(classes), i, verbose,
                                       callbacks or [], strategy))
         metrics = write_metrics(scenario, work_dir, results, classes, report.failures,
-                                run_cost(results[-1].model))
+                                model_cost(results[-1].model))
         devices.wait_for_workers(strategy)
         last = results[-1]
         return Result(scenario, run_dir, last.model, last.history, metrics)

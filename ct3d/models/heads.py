@@ -118,6 +118,30 @@ def output_head(x: Any, classes: int) -> Any:
     return layers.Dense(classes, activation="softmax", dtype="float32", name="probability")(x)
 
 
+def set_bn_momentum(model: Any, momentum: float) -> Any:
+    """``model`` with the moving-average momentum of every BatchNormalization layer (nested
+    models and wrappers included) set to ``momentum``, in [0, 1); Keras' default is 0.99.
+
+    Example:
+        >>> import keras
+        >>> inner = keras.Sequential([keras.Input((4,)), keras.layers.BatchNormalization()])
+        >>> outer = keras.Sequential([keras.Input((4,)), inner])
+        >>> set_bn_momentum(outer, 0.9).layers[0].layers[0].momentum
+        0.9
+    """
+    import keras
+
+    from ct3d.models.loading import walk_layers
+
+    if not isinstance(momentum, (int, float)) or isinstance(momentum, bool) or not (
+            0 <= momentum < 1):
+        raise ValueError(f"`bn_momentum` must be in [0, 1); received bn_momentum={momentum!r}")
+    for layer in walk_layers(model):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = float(momentum)
+    return model
+
+
 def finish(inputs: Any, outputs: Any, name: str, weights: str | Path | None) -> Any:
     """The uncompiled ``keras.Model`` named ``name``, with ``weights`` loaded when given."""
     import keras

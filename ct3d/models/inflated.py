@@ -33,6 +33,7 @@ from ct3d.models.heads import (
     check_dropout,
     check_input_shape,
     output_head,
+    set_bn_momentum,
 )
 from ct3d.models.loading import load_by_name, load_model
 from ct3d.registry import model_builder
@@ -157,6 +158,7 @@ def inflated3d(
     stages: Literal[1, 2, 3, 4] = 4,
     depth_kernel: Literal[1, 3] = 3,
     dropout: float = 0.2,
+    bn_momentum: float = 0.99,
     weights: str | None = None,
 ) -> Any:
     """3D ResNet-50 whose kernels are inflated from a 2D ResNet-50 (I3D), GAP, dropout.
@@ -168,6 +170,8 @@ def inflated3d(
         depth_kernel: depth of the inflated k x k kernels (k > 1): 3, or 1 (slice-wise
             convolutions; only the strides mix slices).
         dropout: dropout rate before the output layer, in [0, 1).
+        bn_momentum: momentum of the BatchNormalization moving averages, in [0, 1). Lower
+            values follow the weights faster over short runs (Keras default 0.99).
         weights: None (random), imagenet (Keras' ResNet50 download and cache, inflated), or
             a local file: a 2D ResNet50 .weights.h5 / .keras (inflated) or an inflated3d
             .weights.h5 / 3D .keras (copied by layer name, head dropped).
@@ -195,7 +199,8 @@ def inflated3d(
                             f"conv{s}_block{b}")
     x = layers.GlobalAveragePooling3D(name="gap")(x)
     x = layers.Dropout(dropout, name="head_dropout")(x)
-    model = keras.Model(inputs, output_head(x, classes), name="inflated3d")
+    model = set_bn_momentum(keras.Model(inputs, output_head(x, classes), name="inflated3d"),
+                            bn_momentum)
     if weights is not None:
         _load(model, weights)
     return model

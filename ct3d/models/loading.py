@@ -19,7 +19,7 @@ from typing import Any
 
 from ct3d.backend import import_tensorflow
 
-__all__ = ["load_by_name", "load_model"]
+__all__ = ["load_by_name", "load_model", "walk_layers"]
 
 
 def load_model(path: str | os.PathLike[str], compile: bool = True) -> Any:
@@ -43,9 +43,9 @@ def load_by_name(model: Any, path: str | os.PathLike[str]) -> int:
         ValueError: no layer matches (the message lists a few names of both models).
     """
     saved = load_model(path, compile=False)
-    source = {layer.name: layer for layer in _walk(saved) if layer.weights}
+    source = {layer.name: layer for layer in walk_layers(saved) if layer.weights}
     loaded = 0
-    for layer in _walk(model):
+    for layer in walk_layers(model):
         match = source.get(layer.name)
         if not layer.weights or match is None:
             continue
@@ -54,17 +54,32 @@ def load_by_name(model: Any, path: str | os.PathLike[str]) -> int:
             layer.set_weights(values)
             loaded += 1
     if not loaded:
-        ours = ", ".join([x.name for x in _walk(model) if x.weights][:5])
+        ours = ", ".join([x.name for x in walk_layers(model) if x.weights][:5])
         theirs = ", ".join(list(source)[:5])
         raise ValueError(f"no layer of {str(path)!r} matches {model.name!r} by name and weight "
                          f"shapes (ours: {ours}, ...; its: {theirs}, ...)")
     return loaded
 
 
-def _walk(model: Any) -> list[Any]:
+def walk_layers(model: Any) -> list[Any]:
+    """Every layer of ``model`` in order, depth first, descending into nested models and
+    into the layers of the model a wrapper holds (``TimeDistributed(encoder)``).
+
+    Example:
+        >>> import keras
+        >>> inner = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, name="d")],
+        ...                          name="inner")
+        >>> outer = keras.Sequential([keras.Input((3, 4)), keras.layers.TimeDistributed(inner,
+        ...                           name="td")])
+        >>> [layer.name for layer in walk_layers(outer)]
+        ['td', 'd']
+    """
     found = []
     for layer in model.layers:
         found.append(layer)
-        if hasattr(layer, "layers"):
-            found.extend(_walk(layer))
+        inner = getattr(layer, "layer", None)  # TimeDistributed and other wrappers
+        if inner is not None and hasattr(inner, "layers"):
+            found.extend(walk_layers(inner))
+        elif hasattr(layer, "layers"):
+            found.extend(walk_layers(layer))
     return found

@@ -15,7 +15,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from ct3d.models.heads import InputShape, check_common, check_dropout, finish, output_head
+from ct3d.models.heads import (
+    InputShape,
+    check_common,
+    check_dropout,
+    finish,
+    output_head,
+    set_bn_momentum,
+)
 from ct3d.registry import model_builder
 
 BLOCKS: dict[int, tuple[int, int, int, int]] = {
@@ -119,6 +126,7 @@ def resnet3d(
     depth: Literal[10, 18, 34] = 18,
     width: int = 16,
     dropout: float = 0.2,
+    bn_momentum: float = 0.99,
     weights: str | None = None,
 ) -> Any:
     """3D ResNet-10/18/34 (basic blocks, widths 16-32-64-128 by default), GAP, dropout.
@@ -129,11 +137,13 @@ def resnet3d(
         depth: 10, 18 or 34 layers (basic blocks 1-1-1-1, 2-2-2-2 or 3-4-6-3 per stage).
         width: filters of the stem and first stage, >= 1; the 4 stages use width x 1, 2, 4, 8.
         dropout: dropout rate before the output layer, in [0, 1).
+        bn_momentum: momentum of the BatchNormalization moving averages, in [0, 1). Lower
+            values follow the weights faster over short runs (Keras default 0.99).
         weights: a local ``.weights.h5`` file of this model, or a ``.keras`` model whose
             layers are copied by name (e.g. ct3d pretrain's pretrained.keras); None: random
             initial weights. Nothing is downloaded.
     """
     if depth not in BLOCKS:
         raise ValueError(f"`depth` must be one of 10, 18, 34; received depth={depth!r}")
-    return resnet3d_model(input_shape, classes, BLOCKS[depth], width, dropout, "resnet3d",
-                          weights)
+    return set_bn_momentum(resnet3d_model(input_shape, classes, BLOCKS[depth], width, dropout,
+                                          "resnet3d", weights), bn_momentum)

@@ -35,6 +35,7 @@ from ct3d.models.heads import (
     check_dropout,
     check_input_shape,
     output_head,
+    set_bn_momentum,
 )
 from ct3d.registry import model_builder
 
@@ -82,7 +83,7 @@ def _aggregate(h: Any, aggregation: str, units: int) -> Any:
 def slice_model(
     input_shape: InputShape, classes: int, backbone: str, aggregation: str,
     slice_size: int | None, units: int, dropout: float, weights: str | None, adjacent: bool,
-    name: str,
+    name: str, bn_momentum: float = 0.99,
 ) -> Any:
     """General slice model (see the module docstring); ``adjacent``: 2.5D (3 slices a channel)."""
     import keras
@@ -111,7 +112,7 @@ def slice_model(
     scaling = scaling_layer(backbone, channels)
     if scaling is not None:
         x = scaling(x)
-    net = build_backbone(backbone, size, channels, weights)
+    net = set_bn_momentum(build_backbone(backbone, size, channels, weights), bn_momentum)
     encoder = keras.Model(encoder_in, net(x), name="slice_encoder")
 
     inputs = keras.Input(tuple(input_shape), name="scan")
@@ -142,6 +143,7 @@ def slice2d(
     slice_size: int | None = None,
     units: int = 128,
     dropout: float = 0.2,
+    bn_momentum: float = 0.99,
     weights: str | None = None,
 ) -> Any:
     """2D backbone on every axial slice, aggregated over slices (mean, max, attention, GRU).
@@ -156,12 +158,15 @@ def slice2d(
         slice_size: resize every slice to this square size first (None: keep W x H).
         units: hidden units of the attention or GRU aggregator.
         dropout: dropout rate on the slice features and before the output layer, in [0, 1).
+        bn_momentum: momentum of the backbone's BatchNormalization moving averages, in
+            [0, 1). Lower values follow the weights faster over short runs (Keras default
+            0.99); a pretrained backbone runs its BatchNorm in inference mode.
         weights: backbone weights: None (random), imagenet (Keras' download and cache), or a
             local .weights.h5 (the backbone's) or .keras file (copied by layer name, head
             dropped).
     """
     return slice_model(input_shape, classes, backbone, aggregation, slice_size, units, dropout,
-                       weights, False, "slice2d")
+                       weights, False, "slice2d", bn_momentum)
 
 
 @model_builder("slice25d", min_input=_min_input)
@@ -173,6 +178,7 @@ def slice25d(
     slice_size: int | None = None,
     units: int = 128,
     dropout: float = 0.2,
+    bn_momentum: float = 0.99,
     weights: str | None = None,
 ) -> Any:
     """2.5D: slices k-1, k, k+1 as the 3 channels of each 2D input, aggregated over slices.
@@ -187,9 +193,12 @@ def slice25d(
         slice_size: resize every slice to this square size first (None: keep W x H).
         units: hidden units of the attention or GRU aggregator.
         dropout: dropout rate on the slice features and before the output layer, in [0, 1).
+        bn_momentum: momentum of the backbone's BatchNormalization moving averages, in
+            [0, 1). Lower values follow the weights faster over short runs (Keras default
+            0.99); a pretrained backbone runs its BatchNorm in inference mode.
         weights: backbone weights: None (random), imagenet (Keras' download and cache), or a
             local .weights.h5 (the backbone's) or .keras file (copied by layer name, head
             dropped).
     """
     return slice_model(input_shape, classes, backbone, aggregation, slice_size, units, dropout,
-                       weights, True, "slice25d")
+                       weights, True, "slice25d", bn_momentum)

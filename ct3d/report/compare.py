@@ -150,16 +150,16 @@ def held_out_table(reports: GridReports) -> pd.DataFrame:
 
 def cost_table(reports: GridReports) -> pd.DataFrame:
     """What each reported scenario's model costs (``metrics["cost"]``, see
-    :func:`ct3d.engine.cost.run_cost`), beside its AUC: the model, parameters (millions),
-    GFLOPs of one scan's forward pass, seconds per training epoch on the machine that made the
-    report (k-fold: the mean over the folds) and the peak memory of the run's process.
-    Reports written before ct3d recorded costs have no row.
+    :func:`ct3d.engine.cost.model_cost`), beside its AUC: parameters (millions), GFLOPs of
+    one scan's forward pass, seconds per training epoch on the machine that made the report
+    (k-fold: the mean over the folds) and the peak memory of the run's process
+    (``peak_rss_gib``). Reports written before ct3d recorded costs have no row.
 
     Example:
         >>> from ct3d.report.runs import GridReports
-        >>> m = {"auc": 0.9, "time_per_epoch_s": 8.0, "scenario": "a",
+        >>> m = {"auc": 0.9, "time_per_epoch_s": 8.0, "scenario": "a", "peak_rss_gib": 1.2,
         ...      "cost": {"parameters": 1_500_000, "gflops_per_scan": 2.5,
-        ...               "input_shape": [64, 64, 48, 1], "peak_rss_gib": 1.2}}
+        ...               "input_shape": [64, 64, 48, 1]}}
         >>> row = cost_table(GridReports("dims", None, {"a": m}, names=["a"])).loc["a"]
         >>> row["parameters (M)"], row["GFLOPs per scan"], row["s per epoch"]
         (1.5, 2.5, 8.0)
@@ -171,7 +171,7 @@ def cost_table(reports: GridReports) -> pd.DataFrame:
         rows[name] = {"AUC": m.get("auc"), "parameters (M)": cost["parameters"] / 1e6,
                       "GFLOPs per scan": cost["gflops_per_scan"],
                       "s per epoch": part_value(m, None, "time_per_epoch_s"),
-                      "peak memory (GiB)": cost["peak_rss_gib"],
+                      "peak memory (GiB)": m.get("peak_rss_gib"),
                       "input": " × ".join(str(d) for d in cost["input_shape"][:3])}
     table = pd.DataFrame.from_dict(rows, orient="index", dtype=object).rename_axis("scenario")
     table.attrs["formats"] = {"AUC": ".3f", "parameters (M)": ".2f", "GFLOPs per scan": ".3g",
