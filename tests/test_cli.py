@@ -169,7 +169,7 @@ def test_plugins_show_each_parameter_description(capsys: pytest.CaptureFixture[s
     assert main(["plugins", "model"]) == 0
     out = capsys.readouterr().out
     assert ("  resnet3d(depth: 10 | 18 | 34 = 18, width: int = 16, dropout: float = 0.2, "
-            "weights: str | None = None)\n") in out
+            "bn_momentum: float = 0.99, weights: str | None = None)\n") in out
     assert "\n        depth: 10, 18 or 34 layers (basic blocks 1-1-1-1, 2-2-2-2 or " in out
     assert "\n        smallest input: 32 voxels on every side (default parameters)\n" in out
 

@@ -251,3 +251,17 @@ def test_a_slice_model_trains_predicts_and_explains_through_the_cli(
     assert weights == sorted(weights, reverse=True) and 0 < sum(weights) <= 1.0001
     heat = read_volume(row["saliency"], hu=False)
     assert heat.shape == original.shape and heat.array.max() > 0
+
+
+@pytest.mark.parametrize("name", ["slice2d", "slice25d"])
+def test_batchnorm_sees_every_slice_of_the_batch_at_once(name: str) -> None:
+    # momentum 0: the moving statistics become those of the last training batch, so
+    # inference on that same batch must give what training mode gave (no dropout). With
+    # Keras' TimeDistributed each slice position was normalised on its own, and the moving
+    # statistics were those of the last position only.
+    model = build_model(name, input_shape=SHAPE, aggregation="mean", dropout=0.0,
+                        bn_momentum=0.0)
+    x = _scans(4, seed=3)
+    x[:, :, :, : SHAPE[2] // 2] *= 5.0                   # slice positions differ a lot
+    trained = np.asarray(model(x, training=True))
+    assert np.allclose(np.asarray(model(x, training=False)), trained, atol=1e-5)

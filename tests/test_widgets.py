@@ -208,7 +208,7 @@ def test_builder_lists_every_plugin_and_edits_chains(tmp_path: Path) -> None:
     assert s.augment == [StepSpec("gamma", {"gamma": [0.9, 1.1], "prob": 1.0}),
                          StepSpec("flip", {"axes": [0, 1], "prob": 0.5})]
     assert s.model == StepSpec("resnet3d", {"depth": 34, "width": 16, "dropout": 0.2,
-                                            "weights": None})
+                                            "bn_momentum": 0.99, "weights": None})
     assert s.train == Scenario.preset("quick").train
     assert "name: lung_crop" in builder.yaml.value
     path = builder.save(tmp_path / "edited.yaml")

@@ -15,7 +15,28 @@ from ct3d.backend import import_keras
 
 keras = import_keras()
 
-__all__ = ["GatedAttention", "SliceNeighbours"]
+__all__ = ["GatedAttention", "SliceEncoder", "SliceNeighbours"]
+
+
+@keras.saving.register_keras_serializable("ct3d")
+class SliceEncoder(keras.layers.TimeDistributed):
+    """``TimeDistributed`` that runs its model once on every slice of the batch together:
+    (B, D, ...) is folded into (B * D, ...), encoded, and unfolded to (B, D, features).
+
+    Keras' own ``TimeDistributed`` calls the model once per slice position when the number of
+    slices is fixed, so a BatchNormalization inside it normalises each position over the B
+    scans only, and its moving averages end up as the statistics of the last position: a
+    model that predicts well in training and poorly in inference. Folded, BatchNorm sees
+    all B * D slices at once, in training and in its moving averages alike.
+    """
+
+    def call(self, inputs: Any, training: bool | None = None, mask: Any = None) -> Any:
+        from keras import ops
+
+        batch, depth = ops.shape(inputs)[0], inputs.shape[1]
+        folded = ops.reshape(inputs, (-1, *inputs.shape[2:]))
+        encoded = self.layer(folded, training=training)
+        return ops.reshape(encoded, (batch, depth, *encoded.shape[1:]))
 
 
 @keras.saving.register_keras_serializable("ct3d")

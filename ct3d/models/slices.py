@@ -89,7 +89,7 @@ def slice_model(
     import keras
     from keras import layers
 
-    from ct3d.models.slice_layers import SliceNeighbours
+    from ct3d.models.slice_layers import SliceEncoder, SliceNeighbours
 
     check_input_shape(input_shape, 1, name)
     check_classes(classes)
@@ -122,7 +122,7 @@ def slice_model(
     elif channels != c:
         x = layers.Concatenate(name="grey_to_rgb")([x] * channels)
     pretrained = weights is not None
-    features = layers.TimeDistributed(encoder, name=SLICE_LAYER)(
+    features = SliceEncoder(encoder, name=SLICE_LAYER)(
         x, training=False if pretrained else None)
     features = layers.Dropout(dropout, name="slice_dropout")(features)
     x = _aggregate(features, aggregation, units)
