@@ -94,34 +94,35 @@ def gradcam_figure(scans: Sequence[np.ndarray], heats: Sequence[np.ndarray],
 
 
 def attention_figure(scans: Sequence[np.ndarray], weights: Sequence[np.ndarray],
-                     titles: Sequence[str], window: tuple[float, float] = (0.0, 1.0)
-                     ) -> Figure:
-    """Which slices mattered: per scan (a column), its heaviest slice above the attention
-    weight of every axial slice (bars; the heaviest in red, the dashed line is uniform
-    weight, 1 / slices).
+                     slices: Sequence[int], titles: Sequence[str],
+                     window: tuple[float, float] = HU_WINDOW) -> Figure:
+    """Which slices mattered: per scan (a column), the slice the attention weighed most
+    above the attention weight of every axial slice the model saw (bars; the heaviest in
+    red, the dashed line is uniform weight, 1 / slices).
 
-    ``scans``: the preprocessed scans the model saw (``(x, y, z)``, grey over ``window``:
-    0..1 after ``hu_window``); ``weights``: one row of slice weights per scan
-    (:func:`ct3d.models.slice_weights`).
+    ``scans``: the original scans (``(x, y, z)`` in HU); ``weights``: one row of weights
+    per scan over its preprocessed slices (:func:`ct3d.models.slice_weights`); ``slices``:
+    the heaviest preprocessed slice as a slice of the original scan
+    (:func:`ct3d.inference.top_slices`), the one shown.
 
     Example:
         >>> w = np.array([0.1, 0.6, 0.3])
-        >>> fig = attention_figure([np.zeros((4, 4, 3))], [w], ["abnormal"])
+        >>> fig = attention_figure([np.zeros((4, 4, 9))], [w], [4], ["abnormal"])
         >>> fig.axes[0].get_title(), len(fig.axes[1].patches)
-        ('abnormal\\nslice 1 (weight 0.60)', 3)
+        ('abnormal\\nslice 4 (weight 0.60)', 3)
     """
     if not scans:
         return note_figure("No held-out scans to show.")
     fig = Figure(figsize=(3 * len(scans), 5.5))
     grid = fig.subplots(2, len(scans), squeeze=False, height_ratios=[3, 2])
-    for column, scan, w, title in zip(grid.T, scans, weights, titles, strict=True):
-        k = int(np.argmax(w))
-        _show_slice(column[0], scan[:, :, k], window, f"{title}\nslice {k} (weight {w[k]:.2f})")
+    for column, scan, w, k, title in zip(grid.T, scans, weights, slices, titles, strict=True):
+        top = int(np.argmax(w))
+        _show_slice(column[0], scan[:, :, k], window, f"{title}\nslice {k} (weight {w[top]:.2f})")
         bars = column[1]
-        bars.bar(np.arange(len(w)), w, width=1.0, color=["tab:red" if i == k else "tab:blue"
+        bars.bar(np.arange(len(w)), w, width=1.0, color=["tab:red" if i == top else "tab:blue"
                                                           for i in range(len(w))])
         bars.axhline(1 / len(w), color="black", linestyle="--", linewidth=0.8)
-        bars.set_xlabel("axial slice (preprocessed)", fontsize=8)
+        bars.set_xlabel("axial slice the model saw", fontsize=8)
         bars.set_ylabel("attention weight", fontsize=8)
         bars.tick_params(labelsize=7)
     fig.tight_layout()
