@@ -3,6 +3,10 @@ by hand."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 
 from ct3d.engine.cost import model_cost, peak_rss_gib
@@ -32,3 +36,15 @@ def test_doubling_the_filters_doubles_the_convolution_flops() -> None:
         return model_cost(keras.Model(inputs, y))["gflops_per_scan"]
 
     assert conv_flops(4) == pytest.approx(2 * conv_flops(2), rel=1e-3)   # 4 digits kept
+
+
+
+def test_counting_flops_prints_nothing() -> None:
+    # a fresh process: TensorFlow prints its deprecation notice once per process
+    code = ("import keras\nfrom ct3d.engine.cost import model_cost\n"
+            "x = keras.Input((4, 4, 4, 1))\n"
+            "print(model_cost(keras.Model(x, keras.layers.Conv3D(1, 3)(x))))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, check=True)
+    assert "'parameters': 28" in done.stdout
+    assert "deprecated" not in done.stdout + done.stderr

@@ -47,8 +47,14 @@ def forward_gflops(model: Any) -> float:
     graph = convert_variables_to_constants_v2(concrete).graph
     options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
     options["output"] = "none"
-    flops = tf.compat.v1.profiler.profile(graph=graph, run_meta=tf.compat.v1.RunMetadata(),
-                                          cmd="op", options=options)
+    logger = tf.get_logger()
+    level = logger.level
+    logger.setLevel("ERROR")  # the v1 profiler's deprecation notice quotes TensorFlow's path
+    try:
+        flops = tf.compat.v1.profiler.profile(graph=graph, run_meta=tf.compat.v1.RunMetadata(),
+                                              cmd="op", options=options)
+    finally:
+        logger.setLevel(level)
     return flops.total_float_ops / 1e9
 
 
