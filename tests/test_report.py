@@ -28,7 +28,7 @@ from ct3d.report import (
     run_grid,
     run_size,
 )
-from ct3d.report.execute import _pretrained, tidy
+from ct3d.report.execute import start_from_pretraining, tidy
 
 FIGURES = ("samples.png", "curves.png", "timing.png", "confusion.png", "roc.png",
            "calibration.png", "gradcam.png")
@@ -264,8 +264,8 @@ def test_grid_rows_with_pretraining_start_from_the_encoder_trained_once(
     for name in ("ssl-thesis-cnn", "ssl-thesis-cnn-20-per-class"):
         folders[name] = tmp_path / "reports" / "dims" / name
         folders[name].mkdir(parents=True)
-    ready = _pretrained(scenarios["ssl-thesis-cnn"], specs["ssl-thesis-cnn"], True,
-                        tmp_path / "work", folders["ssl-thesis-cnn"], progress=False)
+    ready = start_from_pretraining(scenarios["ssl-thesis-cnn"], specs["ssl-thesis-cnn"], True,
+                                   tmp_path / "work", folders["ssl-thesis-cnn"], progress=False)
     pretrain_dir = tmp_path / "work" / ".runs" / "pretrain-genesis-400-quick"
     record = json.loads((pretrain_dir / "pretrain.json").read_text())
     assert record["scans"] == 12 and record["epochs"] == 1          # 4 normal + 2 per grade
@@ -277,9 +277,10 @@ def test_grid_rows_with_pretraining_start_from_the_encoder_trained_once(
     assert ready.with_overrides({"model.params.weights": None}) == scenarios["ssl-thesis-cnn"]
     history = pretrain_dir / "history.csv"
     written = history.stat().st_mtime_ns
-    scarce = _pretrained(scenarios["ssl-thesis-cnn-20-per-class"],
-                         specs["ssl-thesis-cnn-20-per-class"], True, tmp_path / "work",
-                         folders["ssl-thesis-cnn-20-per-class"], progress=False)
+    scarce = start_from_pretraining(scenarios["ssl-thesis-cnn-20-per-class"],
+                                    specs["ssl-thesis-cnn-20-per-class"], True,
+                                    tmp_path / "work", folders["ssl-thesis-cnn-20-per-class"],
+                                    progress=False)
     assert scarce.model.params["weights"] == ready.model.params["weights"]     # shared
     assert history.stat().st_mtime_ns == written                   # and not trained again
     assert json.loads((pretrain_dir / "pretrain.json").read_text()) == record

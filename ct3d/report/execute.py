@@ -211,8 +211,8 @@ def _placed(scenario: Scenario, run_dir: Path, work: Path, folder: Path) -> Scen
         "data.root": os.path.relpath(root.resolve(), folder)})
 
 
-def _pretrained(scenario: Scenario, spec: dict[str, Any], quick: bool, place: Path,
-                folder: Path, progress: bool) -> Scenario:
+def start_from_pretraining(scenario: Scenario, spec: dict[str, Any], quick: bool,
+                           place: Path, folder: Path, progress: bool) -> Scenario:
     """``scenario`` starting from the encoder :func:`ct3d.pretrain.pretrain` trains as
     ``spec`` says, into ``place/.runs/pretrain-<spec["name"]>`` (a finished one there is
     reused, so rows naming the same pretraining share it): on the synthetic cohort
@@ -326,8 +326,8 @@ def run_grid(
             start = time.perf_counter()
             scenario = scenarios[name]
             if name in GRIDS[grid].get("pretrain", {}):
-                scenario = _pretrained(scenario, GRIDS[grid]["pretrain"][name], quick, place,
-                                       folder, progress)
+                scenario = start_from_pretraining(scenario, GRIDS[grid]["pretrain"][name],
+                                                  quick, place, folder, progress)
             scenario = _placed(scenario, place / ".runs" / root.name / name, place, folder)
             shown = quick_name(name, [scenario.train.epochs]) if quick else name
             error = _run_notebook(notebooks / "scenario.ipynb", folder / "report.ipynb",
