@@ -1,14 +1,16 @@
-"""ct3d on the JAX backend with TensorFlow out of reach: devices, and a run end to end
-(train, evaluate, checkpoint, resume, predict), the same when interrupted and resumed.
+"""ct3d on the JAX backend on a machine without TensorFlow: devices, a run end to end
+(train, evaluate, checkpoint, resume, predict, the CLI's metrics table) and the GPU check's
+CPU smoke mode.
 
-Each test starts its own Python process with ``KERAS_BACKEND=jax`` in which importing
-TensorFlow fails, as on a machine without it. Skipped where JAX is not installed; CI
-installs it (the ``test`` extra).
+The tests run in a fresh virtual environment built once for this module: JAX from PyPI, the
+packages of ``benchmarks/offline-wheels.txt`` and ct3d without its dependencies, which is
+what a JAX GPU host gets from ``benchmarks/gpu_check.sh --backend jax``. TensorFlow is not
+installed there at all. Building it needs PyPI (CI has it; pip's cache makes it quick).
 """
 
 from __future__ import annotations
 
-import importlib.util
+import importlib.metadata
 import json
 import os
 import subprocess
@@ -18,30 +20,42 @@ from pathlib import Path
 import pytest
 from conftest import tiny_scenario
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("jax") is None,
-                                reason="jax is not installed (pip install jax)")
-
-WITHOUT_TENSORFLOW = """
-import sys
+ROOT = Path(__file__).resolve().parents[1]
 
 
-class NoTensorFlow:
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] == "tensorflow":
-            raise ModuleNotFoundError(f"No module named {name!r} (hidden by the test)")
+@pytest.fixture(scope="module")
+def jax_python(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The Python of a fresh environment with JAX and ct3d, and no TensorFlow."""
+    venv = tmp_path_factory.mktemp("jax-env") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    python = str(venv / "bin" / "python")
+    try:
+        jax = f"jax=={importlib.metadata.version('jax')}"
+    except importlib.metadata.PackageNotFoundError:
+        jax = "jax"
+    for args in (["install", "-q", jax, "-r", str(ROOT / "benchmarks" / "offline-wheels.txt")],
+                 ["install", "-q", "--no-deps", "-e", str(ROOT)]):
+        done = subprocess.run([python, "-m", "pip", *args], capture_output=True, text=True,
+                              timeout=900)
+        assert done.returncode == 0, f"pip {' '.join(args)}:\n{done.stderr[-3000:]}"
+    return python
 
 
-sys.meta_path.insert(0, NoTensorFlow())
-"""
-
-
-def _on_jax(code: str, *args: str) -> dict:
-    """Run ``code`` on JAX without TensorFlow; its last line of output, read as JSON."""
+def _on_jax(python: str, code: str, *args: str) -> dict:
+    """Run ``code`` with ``python`` on JAX; its last line of output, read as JSON."""
     env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
-    done = subprocess.run([sys.executable, "-c", WITHOUT_TENSORFLOW + code, *args], env=env,
-                          capture_output=True, text=True, timeout=900)
+    env.pop("PYTHONPATH", None)
+    done = subprocess.run([python, "-c", code, *args], env=env, capture_output=True,
+                          text=True, timeout=900, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-4000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_the_environment_has_no_tensorflow(jax_python: str) -> None:
+    code = ("import importlib.util, json\n"
+            "print(json.dumps([importlib.util.find_spec(m) is None "
+            "for m in ('tensorflow', 'jax', 'ct3d')]))")
+    assert _on_jax(jax_python, code) == [True, False, False]
 
 
 DEVICES = """
@@ -62,10 +76,10 @@ print(json.dumps({"replicas": [strategy.num_replicas_in_sync, replicas],
 """
 
 
-def test_devices_on_jax_are_one_device_and_say_so() -> None:
-    found = _on_jax(DEVICES)
+def test_devices_on_jax_are_one_device_and_say_so(jax_python: str) -> None:
+    found = _on_jax(jax_python, DEVICES)
     assert found["replicas"] == [1, 1]
-    assert found["describe"] == ("training on the CPU (no GPU visible) (jax backend), one "
+    assert found["describe"] == ("training on the CPU (no GPU visible), jax backend, one "
                                  "replica, float32")
     assert found["refused"] == ("train.strategy='mirrored' uses tf.distribute, which needs the "
                                 "TensorFlow backend; on jax ct3d trains on one device "
@@ -78,6 +92,7 @@ import csv, json, sys
 import keras
 from ct3d.engine import run
 from ct3d.inference import predict
+from ct3d.report.text import format_table
 from ct3d.scenario import Scenario
 
 
@@ -103,19 +118,47 @@ print(json.dumps({
     "backend": keras.backend.backend(), "tensorflow": "tensorflow" in sys.modules,
     "full": {k: v for k, v in full.items() if k not in measured},
     "resumed": {k: v for k, v in resumed.items() if k not in measured},
-    "csv": float(row["probability"]), "predicted": found.probability, "error": found.error}))
+    "csv": float(row["probability"]), "predicted": found.probability, "error": found.error,
+    "table": format_table(full["parts"], full["classes"])}))
 """
 
 
 @pytest.mark.slow
 def test_a_run_on_jax_trains_resumes_and_predicts_as_an_uninterrupted_run(
-    cohort_root: Path, tmp_path: Path,
+    jax_python: str, cohort_root: Path, tmp_path: Path,
 ) -> None:
     scenario = tiny_scenario(cohort_root, tmp_path, **{"train.epochs": 2})
-    found = _on_jax(RUN, json.dumps(scenario.to_dict()))
+    found = _on_jax(jax_python, RUN, json.dumps(scenario.to_dict()))
     assert (found["backend"], found["tensorflow"]) == ("jax", False)
     assert found["full"] == found["resumed"]  # its first epoch ran twice, in two processes
     assert found["full"]["n"] == 4 and 0.0 <= found["full"]["auc"] <= 1.0
     assert found["full"]["cost"]["gflops_per_scan"] is None
     assert found["error"] is None
     assert found["predicted"] == pytest.approx(found["csv"], abs=1e-5)
+    assert "test confusion matrix" in found["table"]
+
+
+@pytest.mark.slow
+def test_gpu_check_cpu_smoke_runs_on_jax_without_tensorflow(jax_python: str, tmp_path: Path
+                                                            ) -> None:
+    """``benchmarks/gpu_check.py --cpu-smoke``, as a JAX GPU host without TensorFlow runs it
+    (but on the CPU, at tiny sizes): every setting trains, the JSON says where it ran."""
+    code = ("import runpy, sys\nsys.path.insert(0, 'benchmarks')\n"
+            "sys.argv = ['gpu_check.py', *sys.argv[1:]]\n"
+            "try:\n    runpy.run_path('benchmarks/gpu_check.py', run_name='__main__')\n"
+            "except SystemExit as end:\n    assert not end.code, end.code\n"
+            "print('{\"tensorflow\": %s}' % str('tensorflow' in sys.modules).lower())\n")
+    found = _on_jax(jax_python, code, "--cpu-smoke", "--report", "thesis", "--out", str(tmp_path),
+                    "--work", str(tmp_path / "work"))
+    assert found == {"tensorflow": False}
+    [written] = tmp_path.glob("gpu_check-cpu-*-cpu-smoke.json")
+    result = json.loads(written.read_text())
+    assert result["device"]["backend"] == "jax" and result["device"]["name"] == "CPU"
+    rows = result["epochs"]
+    assert [(r["model"], r["mixed_precision"], r["xla"]) for r in rows] == [
+        (model, policy, True) for model in ("modified_3dcnn", "baseline_3dcnn")
+        for policy in ("off", "mixed_bfloat16", "auto")]
+    assert all("error" not in r and r["s_per_epoch"] > 0 for r in rows)
+    assert result["input_only"]["aug"]["warm"] > 0
+    assert result["report_skipped"].startswith("reports need Grad-CAM")
+    assert set(result["verdicts"].values()) == {"n/a (not the targets' sizes)"}

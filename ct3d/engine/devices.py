@@ -374,7 +374,7 @@ def describe(strategy: Any, mixed_precision: str = "off") -> str:
     if num_workers(strategy) > 1:
         spread += f" on {num_workers(strategy)} workers"
     backend = keras_backend()
-    on = "" if backend == "tensorflow" else f" ({backend} backend)"
+    on = "" if backend == "tensorflow" else f", {backend} backend"
     return f"training on {where}{on}, {spread}, {resolve_precision(mixed_precision)}"
 
 
