@@ -97,6 +97,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--mixed", default="mixed_float16",
                         choices=["mixed_float16", "mixed_bfloat16"],
                         help="the mixed-precision policy timed (default mixed_float16)")
+    parser.add_argument("--models", nargs="+", default=list(TARGETS_S_PER_EPOCH),
+                        choices=list(TARGETS_S_PER_EPOCH),
+                        help="models to time (default: both)")
     parser.add_argument("--report", default=REPORT_SCENARIO, metavar="SCENARIO",
                         help=f"thesis-grid scenario to report (default {REPORT_SCENARIO}); "
                              "'none' skips the report")
@@ -330,7 +333,7 @@ def measure(args: argparse.Namespace, work: Path, json_path: Path) -> dict[str, 
         "aug": input_rates(data["paths"], data["labels"], batch, args.epochs, 0, augment)}
     save()
     for overrides in settings(args.mixed, keras_backend()):
-        for model in (THESIS.model.name, BASELINE):
+        for model in args.models:
             row = time_setting(model, overrides, data, args)
             result["epochs"].append({**row, "preset": not overrides})
             save()
