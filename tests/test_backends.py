@@ -67,11 +67,17 @@ try:
     refused = None
 except devices.DeviceError as exc:
     refused = str(exc)
+try:
+    devices.configure_from_env({"CT3D_LOGICAL_CPUS": "2"})
+    split = None
+except devices.DeviceError as exc:
+    split = str(exc)
 strategy = devices.make_strategy("auto")
 with strategy.scope():
     replicas = devices.replicas_now()
 print(json.dumps({"replicas": [strategy.num_replicas_in_sync, replicas],
                   "describe": devices.describe(strategy, "auto"), "refused": refused,
+                  "split": split,
                   "jit": devices.jit_compile(False)}))
 """
 
@@ -84,6 +90,8 @@ def test_devices_on_jax_are_one_device_and_say_so(jax_python: str) -> None:
     assert found["refused"] == ("train.strategy='mirrored' uses tf.distribute, which needs the "
                                 "TensorFlow backend; on jax ct3d trains on one device "
                                 "(train.strategy: auto or default)")
+    assert found["split"] == ("CT3D_LOGICAL_CPUS splits TensorFlow's CPU for tf.distribute; "
+                              "the jax backend has no such split: unset it")
     assert found["jit"] is True
 
 
