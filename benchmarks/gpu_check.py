@@ -1,19 +1,23 @@
 """GPU check: training-epoch times of the thesis and baseline models against the targets.
 
-On 140 cached scans (a synthetic quick-preset cohort preprocessed with the thesis preset's
-chain first, not timed), each model is built and compiled by ``ct3d.engine.fit`` from the thesis
-scenario and trains through ct3d's own input (cache -> ``tf.data`` -> the thesis
+It runs on the Keras backend in use (``KERAS_BACKEND``: TensorFlow, JAX or PyTorch), so a GPU
+host that has JAX or PyTorch with CUDA and no TensorFlow can run it. On 140 cached scans (a
+synthetic quick-preset cohort preprocessed with the thesis preset's chain first, not timed),
+each model is built and compiled by ``ct3d.engine.fit`` from the thesis scenario and trains
+through ct3d's own input (cache -> ``tf.data`` or the ``PyDataset`` -> the thesis
 augmentation), in five settings of the scenario keys ``train.mixed_precision`` /
 ``train.jit_compile`` / ``train.deterministic``: float32 and ``mixed_float16``, each without
 and with XLA, all without op determinism (under it Keras turns XLA off); then the thesis
 preset's own settings, unchanged (op determinism cannot be turned off again in a process, so
-these rows come last). Every setting trains one warm-up epoch (tracing, XLA compilation,
-cuDNN autotuning), then ``--epochs`` timed epochs; the GPU memory peak is read per setting.
+these rows come last). On JAX, which always compiles with XLA, the rows without XLA are
+left out. Every setting trains one warm-up epoch (tracing, XLA compilation, cuDNN
+autotuning), then ``--epochs`` timed epochs; the GPU memory peak is read per setting (on
+JAX, the process' peak so far: JAX cannot reset it).
 Before that the input alone is timed (``input_pipeline.input_rates``); after it one
 thesis-grid scenario report runs end to end (``ct3d report --grid thesis --only SCENARIO``,
-a child process) for its wall time.
+a child process) for its wall time; TensorFlow only for now (the report's Grad-CAM is).
 
-The JSON (device, TensorFlow version, every measurement, the targets) is rewritten after each
+The JSON (device, backend and versions, every measurement, the targets) is rewritten after each
 step, so a run cut short keeps what it measured. Targets, per epoch of 140 scans at the
 thesis input 128x128x64: thesis model <= 1 s, baseline <= 3 s.
 
@@ -42,11 +46,12 @@ from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
 from input_pipeline import cohort, fill, input_rates
 
 from ct3d.augment import build_augment
-from ct3d.data.pipeline import training_dataset
+from ct3d.backend import keras_backend
+from ct3d.data.inputs import training_input
+from ct3d.engine import devices
 from ct3d.engine.fit import compiled_model
 from ct3d.scenario import Scenario
 
@@ -58,13 +63,22 @@ REPORT_SCENARIO = "all-slices-aug-25"
 SHAPE = next(s.params["shape"] for s in THESIS.preprocess if s.name == "resize")
 
 
-def settings(mixed: str) -> list[dict[str, Any]]:
+def settings(mixed: str, backend: str = "tensorflow") -> list[dict[str, Any]]:
     """The ``train`` overrides timed for each model: float32 and ``mixed``, each without and
-    with XLA, without op determinism (Keras turns XLA off under it); then the thesis preset's
-    own training settings, unchanged."""
+    with XLA (JAX: with only), without op determinism (Keras turns XLA off under it); then the
+    thesis preset's own training settings, unchanged.
+
+    Example:
+        >>> jax_rows = settings("mixed_float16", "jax")
+        >>> [(o["train.mixed_precision"], o["train.jit_compile"]) for o in jax_rows[:-1]]
+        [('off', True), ('mixed_float16', True)]
+        >>> len(settings("mixed_float16")), jax_rows[-1]
+        (5, {})
+    """
+    xlas = (True,) if backend == "jax" else (False, True)
     free = [{"train.mixed_precision": policy, "train.jit_compile": xla,
              "train.deterministic": False}
-            for xla in (False, True) for policy in ("off", mixed)]
+            for xla in xlas for policy in ("off", mixed)]
     return [*free, {}]
 
 
@@ -83,6 +97,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--mixed", default="mixed_float16",
                         choices=["mixed_float16", "mixed_bfloat16"],
                         help="the mixed-precision policy timed (default mixed_float16)")
+    parser.add_argument("--models", nargs="+", default=list(TARGETS_S_PER_EPOCH),
+                        choices=list(TARGETS_S_PER_EPOCH),
+                        help="models to time (default: both)")
     parser.add_argument("--report", default=REPORT_SCENARIO, metavar="SCENARIO",
                         help=f"thesis-grid scenario to report (default {REPORT_SCENARIO}); "
                              "'none' skips the report")
@@ -101,16 +118,74 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def device() -> dict[str, Any]:
-    """The accelerator (or CPU) this process sees, and the software versions."""
-    gpus = tf.config.list_physical_devices("GPU")
-    details = tf.config.experimental.get_device_details(gpus[0]) if gpus else {}
-    build = tf.sysconfig.get_build_info()
-    return {"name": details.get("device_name", "CPU"),
-            "compute_capability": details.get("compute_capability"),
-            "gpus": [g.name for g in gpus], "cpu_count": os.cpu_count(),
-            "tensorflow": tf.__version__, "keras": keras.__version__,
-            "cuda": build.get("cuda_version"), "cudnn": build.get("cudnn_version"),
-            "python": sys.version.split()[0]}
+    """The accelerator (or CPU) this process sees, the backend and the software versions."""
+    gpus = devices.visible_gpus()
+    backend = keras_backend()
+    found = {"name": gpus[0][0] if gpus else "CPU",
+             "compute_capability": list(gpus[0][1] or []) if gpus else None,
+             "gpus": [name for name, _ in gpus], "cpu_count": os.cpu_count(),
+             "backend": backend, "keras": keras.__version__, "python": sys.version.split()[0]}
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        build = tf.sysconfig.get_build_info()
+        found.update(version=tf.__version__, cuda=build.get("cuda_version"),
+                     cudnn=build.get("cudnn_version"))
+    elif backend == "jax":
+        import jax
+        import jaxlib
+
+        found.update(version=jax.__version__, jaxlib=jaxlib.__version__)
+    else:
+        import torch
+
+        found.update(version=torch.__version__, cuda=torch.version.cuda,
+                     cudnn=torch.backends.cudnn.version())
+    return found
+
+
+def reset_gpu_peak() -> None:
+    """Start the GPU memory peak afresh (JAX keeps one peak for the process: not reset)."""
+    if not devices.visible_gpus():
+        return
+    if keras_backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.reset_memory_stats("GPU:0")
+    elif keras_backend() == "torch":
+        import torch
+
+        torch.cuda.reset_peak_memory_stats()
+
+
+def gpu_peak_mib() -> float | None:
+    """The first GPU's memory peak in MiB (None without a GPU, or if the backend says none)."""
+    if not devices.visible_gpus():
+        return None
+    backend = keras_backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20
+    if backend == "jax":
+        import jax
+
+        stats = jax.devices()[0].memory_stats() or {}
+        peak = stats.get("peak_bytes_in_use")
+        return None if peak is None else peak / 2**20
+    import torch
+
+    return torch.cuda.max_memory_allocated() / 2**20
+
+
+def failures() -> tuple[type[BaseException], ...]:
+    """The errors a setting may end with (out of memory, an op with no kernel) and be recorded."""
+    errors: tuple[type[BaseException], ...] = (ValueError, RuntimeError, MemoryError)
+    if keras_backend() == "tensorflow":
+        import tensorflow as tf
+
+        errors += (tf.errors.OpError,)
+    return errors
 
 
 def time_setting(model_name: str, overrides: dict[str, Any], data: dict[str, Any],
@@ -123,11 +198,9 @@ def time_setting(model_name: str, overrides: dict[str, Any], data: dict[str, Any
     row: dict[str, Any] = {"model": model_name, "mixed_precision": t.mixed_precision,
                            "jit_compile": t.jit_compile, "deterministic": t.deterministic}
     keras.backend.clear_session()
-    gpu = bool(tf.config.list_physical_devices("GPU"))
-    if gpu:
-        tf.config.experimental.reset_memory_stats("GPU:0")
+    reset_gpu_peak()
     if t.deterministic:
-        tf.config.experimental.enable_op_determinism()
+        devices.set_deterministic()
     steps = math.ceil(len(data["paths"]) / t.batch_size)
     keras.utils.set_random_seed(scenario.seed)
     marks: list[float] = []
@@ -137,19 +210,19 @@ def time_setting(model_name: str, overrides: dict[str, Any], data: dict[str, Any
     try:
         model = compiled_model(scenario, tuple(args.shape), 2, steps)
         row.update(policy=model.dtype_policy.name, xla=bool(model.jit_compile))
-        dataset = training_dataset(data["paths"], data["labels"], t.batch_size, scenario.seed,
-                                   data["augment"], 1 + args.epochs)
+        dataset = training_input(data["paths"], data["labels"], t.batch_size, scenario.seed,
+                                 data["augment"], 1 + args.epochs)
         model.fit(dataset, epochs=1 + args.epochs, steps_per_epoch=steps, callbacks=[timer],
                   shuffle=False, verbose=0)
-    except (tf.errors.OpError, ValueError, RuntimeError) as exc:
+    except failures() as exc:
         return {**row, "error": f"{type(exc).__name__}: {exc}"[:500]}
     epochs = [marks[i + 1] - marks[i] for i in range(2, len(marks), 2)]
     s_per_epoch = float(np.mean(epochs))
-    peak = tf.config.experimental.get_memory_info("GPU:0")["peak"] if gpu else None
+    peak = gpu_peak_mib()
     return {**row, "warmup_epoch_s": marks[1] - marks[0], "epoch_s": epochs,
             "s_per_epoch": s_per_epoch, "epochs_per_s": 1 / s_per_epoch,
             "scans_per_s": len(data["paths"]) / s_per_epoch,
-            "gpu_peak_mib": None if peak is None else peak / 2**20}
+            "gpu_peak_mib": peak}
 
 
 def label(row: dict[str, Any]) -> str:
@@ -202,7 +275,8 @@ def verdicts(result: dict[str, Any]) -> dict[str, str]:
 def summary(result: dict[str, Any]) -> str:
     """The measurements as a text table, with the verdicts."""
     s = result["settings"]
-    lines = [f"{result['device']['name']} - TF {result['device']['tensorflow']} - "
+    lines = [f"{result['device']['name']} - {result['device']['backend']} "
+             f"{result['device']['version']} - "
              f"{s['scans']} scans {'x'.join(map(str, s['shape']))}, batch {s['batch']}, "
              f"{s['timed_epochs']} timed epoch(s) after 1 warm-up",
              f"{'model':<16}{'setting':<28}{'s/epoch':>9}{'epochs/s':>10}{'scans/s':>9}"
@@ -228,6 +302,8 @@ def summary(result: dict[str, Any]) -> str:
                      f"wall, {rep['epochs_run']} epochs at "
                      f"{'-' if per_epoch is None else f'{per_epoch:.2f}'} s/epoch "
                      "(with validation and checkpoints)")
+    if "report_skipped" in result:
+        lines.append(f"report: {result['report_skipped']}")
     lines += [f"target {model} <= {TARGETS_S_PER_EPOCH[model]:g} s/epoch: {verdict}"
               for model, verdict in result["verdicts"].items()]
     return "\n".join(lines)
@@ -256,14 +332,17 @@ def measure(args: argparse.Namespace, work: Path, json_path: Path) -> dict[str, 
         "no_aug": input_rates(data["paths"], data["labels"], batch, args.epochs, 0, None),
         "aug": input_rates(data["paths"], data["labels"], batch, args.epochs, 0, augment)}
     save()
-    for overrides in settings(args.mixed):
-        for model in (THESIS.model.name, BASELINE):
+    for overrides in settings(args.mixed, keras_backend()):
+        for model in args.models:
             row = time_setting(model, overrides, data, args)
             result["epochs"].append({**row, "preset": not overrides})
             save()
     result["epochs"].sort(key=lambda r: r["model"] != THESIS.model.name)
-    if args.report != "none":
+    if args.report != "none" and keras_backend() == "tensorflow":
         result["report"] = run_report(args.report, args.cpu_smoke, work)
+    elif args.report != "none":
+        result["report_skipped"] = (f"reports need Grad-CAM, TensorFlow-only so far; not run "
+                                    f"on {keras_backend()}")
     save()
     return result
 

@@ -4,10 +4,11 @@ A synthetic quick-preset cohort is preprocessed into the cache with the thesis p
 chain (its ``resize`` set to ``--shape``; not timed). Then, one after the other on the same
 machine:
 
-- input only: scans/s that ``ct3d.data.pipeline.training_dataset`` delivers with no model
-  attached, without and with the thesis preset's augmentation. Before each run the cached
-  files are evicted from the OS page cache, so the first epoch reads from disk (cold); the
-  later epochs read the page cache (warm), as every epoch after the first does in training.
+- input only: scans/s that ``ct3d.data.inputs.training_input`` delivers with no model
+  attached (``tf.data`` on TensorFlow, the ``PyDataset`` on JAX and PyTorch), without and
+  with the thesis preset's augmentation. Before each run the cached files are evicted from
+  the OS page cache, so the first epoch reads from disk (cold); the later epochs read the
+  page cache (warm), as every epoch after the first does in training.
 - model: scans/s of the thesis preset's model, built and compiled by ``ct3d.engine.fit`` as the
   thesis scenario trains it, on one in-memory batch of the same shape, repeated (``fit``,
   one warm-up epoch, then ``--epochs``).
@@ -34,12 +35,11 @@ from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from ct3d.augment import build_augment
 from ct3d.data.cache import Cache
 from ct3d.data.dataset import Scan
-from ct3d.data.pipeline import training_dataset
+from ct3d.data.inputs import training_input
 from ct3d.data.synthetic import generate_cohort
 from ct3d.engine.fit import compiled_model
 from ct3d.scenario import Scenario
@@ -106,9 +106,11 @@ def input_rates(paths: list[Path], labels: np.ndarray, batch: int, epochs: int, 
     """Scans/s of the cached input alone: its first epoch (cold read) and the later ones."""
     evict(paths)
     steps = math.ceil(len(paths) / batch)
-    dataset = training_dataset(paths, labels, batch, seed, augment, 1 + epochs)
+    dataset = training_input(paths, labels, batch, seed, augment, 1 + epochs)
+    batches = ((dataset[i] for i in range(len(dataset)))
+               if isinstance(dataset, keras.utils.PyDataset) else dataset)
     marks, scans, count = [time.perf_counter()], [], 0
-    for i, (x, _) in enumerate(dataset, start=1):
+    for i, (x, _) in enumerate(batches, start=1):
         count += int(x.shape[0])
         if i % steps == 0:
             marks.append(time.perf_counter())
@@ -121,6 +123,8 @@ def input_rates(paths: list[Path], labels: np.ndarray, batch: int, epochs: int, 
 def model_rate(shape: Sequence[int], batch: int, n: int, epochs: int, seed: int) -> float:
     """Scans/s the thesis model (compiled as ``ct3d.engine.fit`` compiles it) trains at on one
     in-memory batch, after a warm-up epoch."""
+    import tensorflow as tf
+
     keras.utils.set_random_seed(seed)
     steps = math.ceil(n / batch)
     model = compiled_model(THESIS, tuple(shape), 2, steps)
@@ -138,7 +142,9 @@ def model_rate(shape: Sequence[int], batch: int, n: int, epochs: int, seed: int)
 
 
 def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
-    """Every rate, with the settings and the machine they were measured on."""
+    """Every rate, with the settings and the machine they were measured on (TensorFlow)."""
+    import tensorflow as tf
+
     scans = cohort(work / f"data-quick-{args.n}", args.n, args.seed)
     paths = fill(scans, work / "cache", args.shape)
     labels = np.array([s.label for s in scans], dtype=np.float32)

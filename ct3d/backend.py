@@ -1,4 +1,10 @@
-"""TensorFlow, imported once and quietly.
+"""The Keras backend, and TensorFlow imported once and quietly.
+
+ct3d's models, augmenters and random numbers are plain Keras: they run on the backend
+Keras is configured with (``KERAS_BACKEND``, else ``~/.keras/keras.json``, else
+TensorFlow), read by :func:`keras_backend` without importing Keras. :func:`import_keras`
+imports Keras and, on the TensorFlow backend only, TensorFlow first as below; on JAX or
+PyTorch, TensorFlow need not be installed.
 
 TensorFlow's C++ runtime logs as it starts: oneDNN notices, CUDA probing ("Could not find
 cuda drivers", and on a machine without a GPU an error line "failed call to cuInit"),
@@ -13,20 +19,43 @@ Example:
     >>> tf = import_tensorflow()
     >>> tf.constant(2).numpy().item()
     2
+    >>> keras_backend({"KERAS_BACKEND": "jax"})
+    'jax'
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from pathlib import Path
 from types import ModuleType
 
-__all__ = ["LOG_LEVEL_ENV", "holding_stderr", "import_keras", "import_tensorflow"]
+__all__ = ["BACKENDS", "LOG_LEVEL_ENV", "holding_stderr", "import_keras", "import_tensorflow",
+           "keras_backend"]
 
 LOG_LEVEL_ENV = "TF_CPP_MIN_LOG_LEVEL"
+BACKENDS = ("tensorflow", "jax", "torch")
+"""The Keras backends ct3d runs on."""
+
+
+def keras_backend(environ: Mapping[str, str] | None = None) -> str:
+    """The backend Keras uses or will use: that of an imported Keras, else ``KERAS_BACKEND``,
+    else the ``backend`` of ``$KERAS_HOME/keras.json`` (default ``~/.keras``), else
+    ``tensorflow``; Keras is not imported."""
+    if environ is None and "keras" in sys.modules:
+        return sys.modules["keras"].backend.backend()
+    env = os.environ if environ is None else environ
+    if env.get("KERAS_BACKEND"):
+        return env["KERAS_BACKEND"]
+    config = Path(env.get("KERAS_HOME", Path.home() / ".keras")) / "keras.json"
+    try:
+        return str(json.loads(config.read_text()).get("backend", "tensorflow"))
+    except (OSError, ValueError):
+        return "tensorflow"
 
 
 @contextlib.contextmanager
@@ -66,8 +95,10 @@ def import_tensorflow() -> ModuleType:
 
 
 def import_keras() -> ModuleType:
-    """The ``keras`` module, with TensorFlow imported first as :func:`import_tensorflow` does."""
-    import_tensorflow()
+    """The ``keras`` module; on the TensorFlow backend, TensorFlow is imported first as
+    :func:`import_tensorflow` does."""
+    if keras_backend() == "tensorflow":
+        import_tensorflow()
     import keras
 
     return keras

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from ct3d.backend import import_tensorflow
+from ct3d.backend import import_keras
 from ct3d.data.dataset import is_scan, scan_stem
 from ct3d.errors import Ct3dError
 from ct3d.io import is_series_folder, read_volume
@@ -76,7 +76,7 @@ class SavedRun:
     @classmethod
     def load(cls, run_dir: str | os.PathLike[str]) -> SavedRun:
         """Read a run folder written by :func:`ct3d.run`."""
-        import_tensorflow()
+        import_keras()
 
         folder = Path(run_dir)
         if not (folder / "scenario.yaml").is_file():

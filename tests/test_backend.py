@@ -6,6 +6,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 IMPORT = ("from ct3d.backend import import_tensorflow\n"
           "import os\n"
@@ -38,3 +41,24 @@ def test_what_was_held_back_is_shown_when_the_block_fails() -> None:
             "except ImportError:\n    print('caught')\n")
     proc = _python(code)
     assert (proc.stdout, proc.stderr) == ("caught\n", "shown\n")
+
+
+def test_the_backend_is_read_from_the_environment_then_keras_json(tmp_path: Path) -> None:
+    from ct3d.backend import keras_backend
+
+    assert keras_backend({"KERAS_BACKEND": "torch", "KERAS_HOME": str(tmp_path)}) == "torch"
+    assert keras_backend({"KERAS_HOME": str(tmp_path)}) == "tensorflow"
+    (tmp_path / "keras.json").write_text('{"backend": "jax", "floatx": "float32"}')
+    assert keras_backend({"KERAS_HOME": str(tmp_path)}) == "jax"
+    (tmp_path / "keras.json").write_text("{not json")
+    assert keras_backend({"KERAS_HOME": str(tmp_path)}) == "tensorflow"
+
+
+def test_on_jax_import_keras_leaves_tensorflow_alone() -> None:
+    code = ("import sys\nfrom ct3d.backend import import_keras\nkeras = import_keras()\n"
+            "print(keras.backend.backend(), 'tensorflow' in sys.modules)\n")
+    proc = _python(code, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
+    if proc.returncode != 0 and "No module named 'jax'" in proc.stderr:
+        pytest.skip("jax is not installed")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "jax False\n"

@@ -18,9 +18,10 @@ from ct3d.scenario import Scenario
 
 
 def _metrics(run_dir: Path) -> dict:
-    """metrics.json without its wall-clock timing (the one thing a re-run may change)."""
+    """metrics.json without what is measured (time per epoch, peak memory): all a re-run in
+    the same process may change."""
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert metrics.pop("time_per_epoch_s") > 0
+    assert metrics.pop("time_per_epoch_s") > 0 and metrics.pop("peak_rss_gib") > 0
     return metrics
 
 

@@ -1,12 +1,12 @@
 """An augmentation chain: resolved steps, built once, applied to batches with one seed.
 
 Example:
-    >>> import tensorflow as tf
+    >>> import numpy as np
     >>> augment = build_augment([{"name": "flip", "params": {"axes": [0]}}])
     >>> augment
     AugmentChain(flip(axes=(0,), prob=0.5))
-    >>> augment(tf.zeros((2, 8, 8, 4, 1)), tf.constant([0, 1])).shape
-    TensorShape([2, 8, 8, 4, 1])
+    >>> tuple(augment(np.zeros((2, 8, 8, 4, 1), "float32"), [0, 1]).shape)
+    (2, 8, 8, 4, 1)
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ct3d.augment import rng
 from ct3d.registry import BuiltSteps, StepLike, resolve_step
 
 __all__ = ["AugmentChain", "AugmentStep", "build_augment"]
@@ -25,18 +26,17 @@ AugmentStep = Callable[[Any, Any], Any]
 class AugmentChain(BuiltSteps):
     """Augmentation steps, resolved and built once: ``chain(x, seed) -> x``.
 
-    Step ``i`` draws its randomness from ``seed`` (``int32[2]``) folded with ``i``, so one
-    seed fixes the whole chain. An empty chain returns ``x`` unchanged (and is falsy).
+    Step ``i`` draws its randomness from ``seed`` (``int32[2]``) folded with ``i``
+    (:func:`ct3d.augment.rng.fold_in`), so one seed fixes the whole chain on every backend.
+    An empty chain returns ``x`` unchanged (and is falsy).
     """
 
     def __call__(self, x: Any, seed: Any) -> Any:
         """Apply every step to the batch ``x``, step ``i`` with ``fold_in(seed, i)``."""
         if not self.built:
             return x
-        import tensorflow as tf
-
         for i, step in enumerate(self.built):
-            x = step(x, tf.random.experimental.stateless_fold_in(seed, i))
+            x = step(x, rng.fold_in(seed, i))
         return x
 
 

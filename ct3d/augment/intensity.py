@@ -1,19 +1,20 @@
-"""Intensity augmenters: contrast, brightness, gamma and noise (TensorFlow ops on batches)."""
+"""Intensity augmenters: contrast, brightness, gamma and noise (``keras.ops`` on batches)."""
 
 from __future__ import annotations
 
 import math
 from typing import Any
 
+from ct3d.augment import rng
 from ct3d.augment.spatial import check_prob, per_sample, per_sample_uniform, with_prob
 from ct3d.registry import augmenter
 
 
 def contrast_by(x: Any, factor: Any) -> Any:
     """Scale each scan's deviation from its own mean by its ``factor`` (one per scan)."""
-    import tensorflow as tf
+    from keras import ops
 
-    mean = tf.reduce_mean(x, axis=[1, 2, 3, 4], keepdims=True)
+    mean = ops.mean(x, axis=(1, 2, 3, 4), keepdims=True)
     return (x - mean) * per_sample(factor) + mean
 
 
@@ -66,9 +67,9 @@ def gamma_by(x: Any, gamma: Any) -> Any:
 
     Meant for windowed scans in [0, 1]; the output stays in [0, 1] (0 and 1 are fixed points).
     """
-    import tensorflow as tf
+    from keras import ops
 
-    return tf.pow(tf.clip_by_value(x, 0.0, 1.0), per_sample(tf.cast(gamma, x.dtype)))
+    return ops.power(ops.clip(x, 0.0, 1.0), per_sample(ops.cast(gamma, x.dtype)))
 
 
 @augmenter("gamma")
@@ -82,12 +83,12 @@ def gamma(gamma: tuple[float, float] = (0.8, 1.25), prob: float = 1.0) -> Any:
     if not 0.0 < gamma[0] <= gamma[1]:
         raise ValueError(f"gamma needs gamma=(low, high) with 0 < low <= high; received {gamma}")
     check_prob("gamma", prob)
-    import tensorflow as tf
+    from keras import ops
 
     log_low, log_high = math.log(gamma[0]), math.log(gamma[1])
 
-    def apply(x: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
-        powers = tf.exp(per_sample_uniform(x, seed, log_low, log_high))
+    def apply(x: Any, seed: Any) -> Any:
+        powers = ops.exp(per_sample_uniform(x, seed, log_low, log_high))
         return with_prob(lambda v: gamma_by(v, powers), x, seed, prob)
 
     return apply
@@ -104,10 +105,10 @@ def gaussian_noise(std: float = 0.02, prob: float = 1.0) -> Any:
     if not std >= 0.0:
         raise ValueError(f"gaussian_noise needs std >= 0; received std={std}")
     check_prob("gaussian_noise", prob)
-    import tensorflow as tf
+    from keras import ops
 
-    def apply(x: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
-        noise = tf.random.stateless_normal(tf.shape(x), seed, stddev=std, dtype=x.dtype)
+    def apply(x: Any, seed: Any) -> Any:
+        noise = ops.cast(rng.normal(seed, ops.shape(x), std), x.dtype)
         return with_prob(lambda v: v + noise, x, seed, prob)
 
     return apply

@@ -1,4 +1,4 @@
-"""Spatial augmenters: random flips, axial rotations and zooms (TensorFlow ops on batches)."""
+"""Spatial augmenters: random flips, axial rotations and zooms (``keras.ops`` on batches)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+from ct3d.augment import rng
 from ct3d.registry import augmenter
 
 PROB_STREAM = 0x9E37
@@ -14,16 +15,16 @@ PROB_STREAM = 0x9E37
 
 def per_sample_uniform(x: Any, seed: Any, low: float, high: float) -> Any:
     """One uniform draw in [low, high) per scan of the batch ``x``."""
-    import tensorflow as tf
+    from keras import ops
 
-    return tf.random.stateless_uniform([tf.shape(x)[0]], seed, low, high)
+    return rng.uniform(seed, (ops.shape(x)[0],), low, high)
 
 
 def per_sample(values: Any) -> Any:
     """Reshape one value per scan ``(B,)`` to broadcast against a batch ``(B, W, H, D, C)``."""
-    import tensorflow as tf
+    from keras import ops
 
-    return tf.reshape(values, [-1, 1, 1, 1, 1])
+    return ops.reshape(values, (-1, 1, 1, 1, 1))
 
 
 def with_prob(transform: Callable[[Any], Any], x: Any, seed: Any, prob: float) -> Any:
@@ -36,11 +37,10 @@ def with_prob(transform: Callable[[Any], Any], x: Any, seed: Any, prob: float) -
         return transform(x)
     if prob <= 0.0:
         return x
-    import tensorflow as tf
+    from keras import ops
 
-    coin_seed = tf.random.experimental.stateless_fold_in(seed, PROB_STREAM)
-    chosen = per_sample_uniform(x, coin_seed, 0.0, 1.0) < prob
-    return tf.where(per_sample(chosen), transform(x), x)
+    chosen = per_sample_uniform(x, rng.fold_in(seed, PROB_STREAM), 0.0, 1.0) < prob
+    return ops.where(per_sample(chosen), transform(x), x)
 
 
 def check_prob(name: str, prob: float) -> None:
@@ -60,13 +60,12 @@ def flip(axes: tuple[int, ...] = (0, 1), prob: float = 0.5) -> Any:
     if any(a not in (0, 1, 2) for a in axes) or not 0.0 <= prob <= 1.0:
         raise ValueError(f"flip needs axes in (0, 1, 2) and 0 <= prob <= 1; received "
                          f"axes={axes}, prob={prob}")
-    import tensorflow as tf
+    from keras import ops
 
-    def apply(x: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+    def apply(x: Any, seed: Any) -> Any:
         for i, axis in enumerate(axes):
-            draw = per_sample_uniform(x, tf.random.experimental.stateless_fold_in(seed, i), 0, 1)
-            mask = tf.reshape(draw < prob, [-1, 1, 1, 1, 1])
-            x = tf.where(mask, tf.reverse(x, axis=[axis + 1]), x)
+            draw = per_sample_uniform(x, rng.fold_in(seed, i), 0.0, 1.0)
+            x = ops.where(per_sample(draw < prob), ops.flip(x, axis=axis + 1), x)
         return x
 
     return apply
@@ -75,28 +74,27 @@ def flip(axes: tuple[int, ...] = (0, 1), prob: float = 0.5) -> Any:
 def transform_axial(x: Any, transforms: Any, fill_value: float = 0.0) -> Any:
     """Resample each scan of ``(B, W, H, D, C)`` in the axial plane by a projective transform.
 
-    ``transforms`` is ``(B, 8)`` as for ``ImageProjectiveTransformV3``: it maps an output
-    point (column along H, row along W; pixel ``i`` at ``i``) to the input point sampled,
-    bilinear, ``fill_value`` outside. All slices and channels go through one op.
+    ``transforms`` is ``(B, 8)`` as for ``keras.ops.image.affine_transform``: it maps an
+    output point (column along H, row along W; pixel ``i`` at ``i``) to the input point
+    sampled, bilinear, ``fill_value`` outside. All slices and channels go through one op.
     """
-    import tensorflow as tf
+    from keras import ops
 
-    shape = tf.shape(x)
-    b, w, h = shape[0], shape[1], shape[2]
-    moved = tf.raw_ops.ImageProjectiveTransformV3(
-        images=tf.reshape(x, tf.stack([b, w, h, -1])), transforms=transforms,
-        output_shape=tf.stack([w, h]), fill_value=tf.constant(fill_value, tf.float32),
-        interpolation="BILINEAR", fill_mode="CONSTANT",
+    shape = ops.shape(x)
+    moved = ops.image.affine_transform(
+        ops.reshape(x, (shape[0], shape[1], shape[2], -1)), transforms,
+        interpolation="bilinear", fill_mode="constant", fill_value=fill_value,
+        data_format="channels_last",
     )
-    return tf.reshape(moved, shape)
+    return ops.reshape(moved, shape)
 
 
 def axial_centre(x: Any) -> tuple[Any, Any]:
-    """Centre ``(row, column)`` of the axial plane of ``x``, in pixel coordinates (float32)."""
-    import tensorflow as tf
+    """Centre ``(row, column)`` of the axial plane of ``x``, in pixel coordinates."""
+    from keras import ops
 
-    shape = tf.cast(tf.shape(x), tf.float32)
-    return (shape[1] - 1) / 2, (shape[2] - 1) / 2
+    shape = ops.shape(x)
+    return ops.cast(shape[1] - 1, "float32") / 2, ops.cast(shape[2] - 1, "float32") / 2
 
 
 def rotate_by(x: Any, degrees: Any, fill_value: float = 0.0) -> Any:
@@ -104,13 +102,13 @@ def rotate_by(x: Any, degrees: Any, fill_value: float = 0.0) -> Any:
 
     ``degrees`` has one angle per scan (counter-clockwise when axis 0 points down the rows).
     """
-    import tensorflow as tf
+    from keras import ops
 
-    theta = tf.cast(degrees, tf.float32) * (math.pi / 180.0)
-    cos, sin = tf.cos(theta), tf.sin(theta)
+    theta = ops.cast(degrees, "float32") * (math.pi / 180.0)
+    cos, sin = ops.cos(theta), ops.sin(theta)
     cy, cx = axial_centre(x)
-    zeros = tf.zeros_like(theta)
-    transforms = tf.stack(
+    zeros = ops.zeros_like(theta)
+    transforms = ops.stack(
         [cos, -sin, cx - cos * cx + sin * cy, sin, cos, cy - sin * cx - cos * cy, zeros, zeros],
         axis=1,
     )
@@ -146,12 +144,12 @@ def zoom_by(x: Any, scale: Any, fill_value: float = 0.0) -> Any:
     ``scale * d``. The size is kept: ``scale > 1`` crops the border away, ``scale < 1``
     shrinks the scan and pads it with ``fill_value``.
     """
-    import tensorflow as tf
+    from keras import ops
 
-    inverse = 1.0 / tf.cast(scale, tf.float32)
+    inverse = 1.0 / ops.cast(scale, "float32")
     cy, cx = axial_centre(x)
-    zeros = tf.zeros_like(inverse)
-    transforms = tf.stack(
+    zeros = ops.zeros_like(inverse)
+    transforms = ops.stack(
         [inverse, zeros, cx * (1 - inverse), zeros, inverse, cy * (1 - inverse), zeros, zeros],
         axis=1,
     )

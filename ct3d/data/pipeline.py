@@ -1,4 +1,5 @@
-"""Model input streamed from the preprocessed-scan cache through ``tf.data``.
+"""Model input streamed from the preprocessed-scan cache through ``tf.data`` (the TensorFlow
+backend; :mod:`~ct3d.data.batches` is the same input without TensorFlow).
 
 Each element is read from its ``.npy`` file when needed (parallel reads, prefetch), so memory
 does not grow with the number of scans: the shuffle buffer holds file names, not arrays. Only
@@ -27,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from ct3d.data.cache import npy_layout
+from ct3d.data.order import epoch_order
 from ct3d.errors import Ct3dError
 
 
@@ -99,10 +101,11 @@ def training_dataset(
     """Shuffled, batched, augmented ``(B, W, H, D, 1)`` batches for epochs
     ``initial_epoch .. epochs - 1``, read from the cache.
 
-    Epoch ``e`` is shuffled with seed ``[seed, e]`` and its ``j``-th batch is augmented with
-    seed ``[seed, e * steps + j]`` (``steps = ceil(N / batch_size)``), so every epoch is a
-    pure function of the seed and its index: a run resumed at epoch ``e`` sees exactly the
-    batches an uninterrupted run would have.
+    Epoch ``e`` visits the scans in :func:`~ct3d.data.order.epoch_order` ``(seed, e, N)``
+    and its ``j``-th batch is augmented with seed ``[seed, e * steps + j]``
+    (``steps = ceil(N / batch_size)``), so every epoch is a pure function of the seed and its
+    index: a run resumed at epoch ``e`` sees exactly the batches an uninterrupted run would
+    have, and :class:`~ct3d.data.batches.CachedBatches` gives the same batches.
     """
     import tensorflow as tf
 
@@ -112,16 +115,16 @@ def training_dataset(
     all_labels = tf.constant(np.asarray(labels, dtype=np.float32))
     read = _reader(paths)
     base = tf.constant(seed, tf.int64)
+    orders = np.stack([epoch_order(seed, e, n) for e in range(initial_epoch, epochs)]
+                      ) if epochs > initial_epoch else np.zeros((0, n), np.int64)
 
-    def epoch(e: tf.Tensor) -> tf.data.Dataset:
-        order = tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64),
-                                                         seed=tf.stack([base, e]))
+    def epoch(order: tf.Tensor) -> tf.data.Dataset:
         ds = tf.data.Dataset.from_tensor_slices(order).map(
             lambda i: (tf.gather(all_paths, i), tf.gather(all_labels, i)))
         ds = ds.map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         return ds.batch(batch_size)
 
-    ds = tf.data.Dataset.range(initial_epoch, epochs).flat_map(epoch)
+    ds = tf.data.Dataset.from_tensor_slices(orders).flat_map(epoch)
     if augment is not None:
 
         def apply(i: tf.Tensor, batch: tuple[tf.Tensor, tf.Tensor]) -> Any:

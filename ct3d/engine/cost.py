@@ -36,7 +36,13 @@ def peak_rss_gib() -> float:
 
 def forward_gflops(model: Any) -> float:
     """GFLOPs of one scan's forward pass (inference mode) of ``model``, counted by
-    TensorFlow's profiler on the traced graph (a multiply-add is 2 FLOPs)."""
+    TensorFlow's profiler on the traced graph (a multiply-add is 2 FLOPs); TensorFlow
+    backend only (NotImplementedError on the others)."""
+    from ct3d.backend import keras_backend
+
+    if keras_backend() != "tensorflow":
+        raise NotImplementedError(f"FLOPs are counted by TensorFlow's profiler, not on the "
+                                  f"{keras_backend()} backend")
     import tensorflow as tf
     from tensorflow.python.framework.convert_to_constants import (
         convert_variables_to_constants_v2,

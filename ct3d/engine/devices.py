@@ -29,7 +29,7 @@ import os
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from ct3d.backend import import_tensorflow
+from ct3d.backend import import_tensorflow, keras_backend
 from ct3d.errors import Ct3dError
 
 LOGICAL_CPUS_ENV = "CT3D_LOGICAL_CPUS"
@@ -79,6 +79,9 @@ def configure_logical_cpus(n: int) -> None:
     """
     if n < 1:
         raise DeviceError(f"the number of logical CPUs must be >= 1; got {n}")
+    if keras_backend() != "tensorflow":
+        raise DeviceError(f"{LOGICAL_CPUS_ENV} splits TensorFlow's CPU for tf.distribute; the "
+                          f"{keras_backend()} backend has no such split: unset it")
     tf = import_tensorflow()
 
     cpu = tf.config.list_physical_devices("CPU")[0]
@@ -96,6 +99,73 @@ def configure_logical_cpus(n: int) -> None:
                 f"CPU(s); the split must happen before that (set the variable before starting "
                 f"Python or the notebook kernel, or call ct3d.engine.devices.configure_from_env() "
                 f"before anything else)") from None
+
+
+class OneDevice:
+    """The strategy on the JAX and PyTorch backends: one replica on the backend's default
+    device (its first GPU when it sees one), no ``tf.distribute``."""
+
+    num_replicas_in_sync = 1
+
+    def scope(self) -> contextlib.AbstractContextManager[None]:
+        """A block that changes nothing (the backend places the model itself)."""
+        return contextlib.nullcontext()
+
+
+def visible_gpus() -> list[tuple[str, tuple[int, ...] | None]]:
+    """The GPUs the Keras backend sees: ``(name, compute capability or None)`` each."""
+    backend = keras_backend()
+    if backend == "jax":
+        import jax
+
+        return [(d.device_kind, _capability(getattr(d, "compute_capability", None)))
+                for d in jax.devices() if d.platform == "gpu"]
+    if backend == "torch":
+        import torch
+
+        return [(torch.cuda.get_device_name(i), tuple(torch.cuda.get_device_capability(i)))
+                for i in range(torch.cuda.device_count())]
+    tf = import_tensorflow()
+    details = [tf.config.experimental.get_device_details(g)
+               for g in tf.config.list_physical_devices("GPU")]
+    return [(d.get("device_name", "GPU"), _capability(d.get("compute_capability")))
+            for d in details]
+
+
+def _capability(value: Any) -> tuple[int, ...] | None:
+    """A compute capability as a tuple: from ``(9, 0)`` or ``"9.0"``; None when unknown."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return tuple(int(v) for v in value.split("."))
+    return tuple(int(v) for v in value)
+
+
+def replicas_now() -> int:
+    """The number of replicas the model being built will train on (the current
+    ``tf.distribute`` strategy's on TensorFlow; 1 on the other backends)."""
+    if keras_backend() != "tensorflow":
+        return 1
+    return import_tensorflow().distribute.get_strategy().num_replicas_in_sync
+
+
+def jit_compile(setting: bool) -> bool:
+    """``compile(jit_compile=...)`` for ``train.jit_compile`` on the Keras backend: on JAX
+    always True (XLA is how JAX runs a step; without it every op runs alone), else as set
+    (TensorFlow: XLA; PyTorch: ``torch.compile``)."""
+    return True if keras_backend() == "jax" else setting
+
+
+def set_deterministic() -> None:
+    """Make the backend's ops deterministic: TensorFlow op determinism, PyTorch's
+    deterministic algorithms; JAX's CPU ops already are."""
+    backend = keras_backend()
+    if backend == "tensorflow":
+        import_tensorflow().config.experimental.enable_op_determinism()
+    elif backend == "torch":
+        import torch
+
+        torch.use_deterministic_algorithms(True)
 
 
 def make_strategy(name: str) -> Any:
@@ -117,6 +187,13 @@ def make_strategy(name: str) -> Any:
     """
     if name not in STRATEGIES:
         raise DeviceError(f"unknown strategy {name!r}; known: {', '.join(STRATEGIES)}")
+    backend = keras_backend()
+    if backend != "tensorflow":
+        if name in ("auto", "default"):
+            return OneDevice()
+        raise DeviceError(f"train.strategy={name!r} uses tf.distribute, which needs the "
+                          f"TensorFlow backend; on {backend} ct3d trains on one device "
+                          f"(train.strategy: auto or default)")
     import tensorflow as tf
 
     gpus = tf.config.list_physical_devices("GPU")
@@ -275,12 +352,8 @@ def resolve_precision(setting: str) -> str:
         return "float32"
     if setting != "auto":
         return setting
-    import tensorflow as tf
-
-    gpus = tf.config.list_physical_devices("GPU")
-    capabilities = [tf.config.experimental.get_device_details(g).get("compute_capability")
-                    for g in gpus]
-    if gpus and all(c is not None and tuple(c) >= (7, 0) for c in capabilities):
+    gpus = visible_gpus()
+    if gpus and all(c is not None and c >= (7, 0) for _, c in gpus):
         return "mixed_float16"
     return "float32"
 
@@ -292,18 +365,17 @@ def describe(strategy: Any, mixed_precision: str = "off") -> str:
         >>> describe(make_strategy("default"))  # on this 2-core test machine
         'training on the CPU (no GPU visible), one replica, float32'
     """
-    import tensorflow as tf
-
-    gpus = tf.config.list_physical_devices("GPU")
-    names = sorted({tf.config.experimental.get_device_details(g).get("device_name", "GPU")
-                    for g in gpus})
+    gpus = visible_gpus()
+    names = sorted({name for name, _ in gpus})
     where = (f"{len(gpus)} GPU(s) ({', '.join(names)})" if gpus
              else "the CPU (no GPU visible)")
     replicas = strategy.num_replicas_in_sync
     spread = "one replica" if replicas == 1 else f"{replicas} replicas"
     if num_workers(strategy) > 1:
         spread += f" on {num_workers(strategy)} workers"
-    return f"training on {where}, {spread}, {resolve_precision(mixed_precision)}"
+    backend = keras_backend()
+    on = "" if backend == "tensorflow" else f", {backend} backend"
+    return f"training on {where}{on}, {spread}, {resolve_precision(mixed_precision)}"
 
 
 @contextlib.contextmanager

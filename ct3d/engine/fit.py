@@ -24,11 +24,10 @@ from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
 from sklearn.utils.class_weight import compute_class_weight
 
 from ct3d.augment import build_augment
-from ct3d.data import pipeline
+from ct3d.data import inputs, pipeline
 from ct3d.engine import devices, phases
 from ct3d.engine.parts import FoldResult, Part
 from ct3d.engine.state import EpochState
@@ -67,7 +66,7 @@ def compiled_model(
     t = scenario.train
     with devices.dtype_policy(devices.resolve_precision(t.mixed_precision)):
         model = build_model(scenario.model, input_shape=(*shape, 1), classes=classes)
-        if tf.distribute.get_strategy().num_replicas_in_sync > 1:
+        if devices.replicas_now() > 1:
             for layer in walk_layers(model):
                 if isinstance(layer, keras.layers.BatchNormalization):
                     layer.synchronized = True
@@ -87,7 +86,7 @@ def _compile(model: Any, t: TrainSpec, classes: int, total_steps: int, scale: fl
         loss = "sparse_categorical_crossentropy"
         metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
     model.compile(optimizer=make_optimizer(t, total_steps, scale), loss=loss, metrics=metrics,
-                  jit_compile=t.jit_compile)
+                  jit_compile=devices.jit_compile(t.jit_compile))
 
 
 def unfrozen(model: Any, scenario: Scenario, classes: int, steps: int, epoch: int) -> Any:
@@ -148,7 +147,7 @@ def train_fold(
         keras.utils.set_random_seed(scenario.seed + fold)
         shape = pipeline.input_shape([p for part in data.values() for p in part.cached])
         augment = build_augment(scenario.augment)
-        val_ds = (pipeline.eval_dataset(data["val"].cached, data["val"].labels, t.batch_size)
+        val_ds = (inputs.evaluation_input(data["val"].cached, data["val"].labels, t.batch_size)
                   if "val" in data else None)
         callbacks: list[Any] = [state, *extra_callbacks]
         if t.schedule == "plateau":
@@ -166,7 +165,7 @@ def train_fold(
                     model = unfrozen(model, scenario, classes, steps, state.epoch)
                     state.new_phase()
                 state.can_stop = not frozen
-                train_ds = pipeline.training_dataset(
+                train_ds = inputs.training_input(
                     train.cached, train.labels, t.batch_size, scenario.seed + fold,
                     augment or None, end, state.epoch)
                 model.fit(train_ds, epochs=end, initial_epoch=state.epoch,
@@ -181,6 +180,6 @@ def train_fold(
 
 def predict_part(model: Any, part: Part, batch_size: int) -> np.ndarray:
     """The model's probabilities for a part's scans, in order: (n,) binary, (n, k) else."""
-    ds = pipeline.eval_dataset(part.cached, part.labels, batch_size).map(lambda x, _: x)
-    prob = model.predict(ds, verbose=0)
+    prob = model.predict(inputs.evaluation_input(part.cached, part.labels, batch_size),
+                         verbose=0)
     return prob.reshape(-1) if prob.shape[-1] == 1 else prob

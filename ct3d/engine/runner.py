@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ct3d.backend import import_tensorflow
+from ct3d.backend import import_keras
 from ct3d.data.cache import Cache, FillReport
 from ct3d.data.dataset import Scan
 from ct3d.data.pipeline import input_shape
@@ -126,7 +126,7 @@ def run(
     report = _fill(scenario, scans, verbose)
     _check_input(scenario, [p for p in report.paths if p is not None])
 
-    tf = import_tensorflow()
+    import_keras()
     from ct3d.engine.cost import model_cost
     from ct3d.engine.fit import train_fold
     from ct3d.engine.pooling import write_metrics
@@ -135,7 +135,7 @@ def run(
     if verbose:
         print(f"ct3d: {devices.describe(strategy, scenario.train.mixed_precision)}")
     if scenario.train.deterministic:
-        tf.config.experimental.enable_op_determinism()
+        devices.set_deterministic()
     chief = devices.is_chief(strategy)
     work_dir = run_dir if chief else Path(tempfile.mkdtemp(prefix="ct3d-worker-"))
     try:

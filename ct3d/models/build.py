@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ct3d.backend import import_tensorflow
+from ct3d.backend import import_keras
 from ct3d.registry import MODELS, StepLike, resolve_step
 
 __all__ = ["build_model", "min_input"]
@@ -28,7 +28,7 @@ def build_model(
     :class:`~ct3d.params.ParamError`.
     """
     step = resolve_step("model", model)
-    import_tensorflow()
+    import_keras()
     if params:
         step = MODELS.resolve(step.name, {**step.params, **params})
     return step.build(input_shape=tuple(input_shape), classes=classes)

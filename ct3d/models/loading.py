@@ -17,14 +17,14 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ct3d.backend import import_tensorflow
+from ct3d.backend import import_keras
 
 __all__ = ["load_by_name", "load_model", "walk_layers"]
 
 
 def load_model(path: str | os.PathLike[str], compile: bool = True) -> Any:
     """A saved ``.keras`` model, ct3d's custom layers (slice models') registered first."""
-    import_tensorflow()
+    import_keras()
     import keras
 
     import ct3d.models.slice_layers  # noqa: F401 - registers the layers for deserialization

@@ -21,10 +21,13 @@ these functions; each returns plain data, a pandas DataFrame, HTML text or a Mat
 - ``smoke``: each page's heading, and the banner of a ``--quick`` (smoke test) report;
 - ``images``: sample scan slices, Grad-CAM heat maps overlaid on their hottest slice.
 
-Only ``execute`` needs papermill; nothing here imports TensorFlow or ipywidgets.
+Only ``execute`` needs papermill; nothing here imports TensorFlow or ipywidgets. The names
+below are imported on first use, so ``from ct3d.report.text import format_table`` (the CLI's
+table) needs neither papermill nor Matplotlib.
 
 Example:
     >>> from ct3d.evaluate import evaluate_predictions
+    >>> from ct3d.report import metrics_table, roc_figure
     >>> test = evaluate_predictions([0, 0, 1, 1], [0.2, 0.6, 0.7, 0.9], n_boot=20)
     >>> metrics = {**test, "evaluated_on": "test", "parts": {"test": test}}
     >>> metrics_table(metrics).loc["accuracy", "test"]
@@ -33,111 +36,78 @@ Example:
     'AUC 1.0000'
 """
 
-from ct3d.report.compare import (
-    THESIS_TABLES,
-    cost_table,
-    grid_comparisons,
-    held_out_table,
-    report_links,
-    thesis_table,
-    thesis_tables_html,
-)
-from ct3d.report.execute import (
-    ReportError,
-    ReportSummary,
-    ScenarioReport,
-    export_html,
-    notebooks_dir,
-    python_kernel,
-    run_grid,
-)
-from ct3d.report.figures import (
-    CURVES,
-    calibration_figure,
-    confusion_figure,
-    curve_figure,
-    curves_figure,
-    forest_figure,
-    paired_figure,
-    roc_figure,
-    roc_overlay_figure,
-    save_figure,
-    timing_figure,
-)
-from ct3d.report.images import attention_figure, gradcam_figure, samples_figure
-from ct3d.report.runs import (
-    GridReports,
-    Run,
-    class_names,
-    held_out_scans,
-    read_reports,
-    read_run,
-    relative_scans,
-    sample_scans,
-    scan_titles,
-)
-from ct3d.report.smoke import page_heading, quick_name, run_size, smoke_banner
-from ct3d.report.tables import (
-    confusion_matrices,
-    confusion_table,
-    fold_spread_table,
-    metrics_table,
-    paired_table,
-    split_counts,
-    to_html,
-)
-from ct3d.report.text import describe_evaluation, format_comparison, format_table
+from __future__ import annotations
 
-__all__ = [
-    "CURVES",
-    "THESIS_TABLES",
-    "GridReports",
-    "ReportError",
-    "ReportSummary",
-    "Run",
-    "ScenarioReport",
-    "attention_figure",
-    "calibration_figure",
-    "class_names",
-    "confusion_figure",
-    "confusion_matrices",
-    "confusion_table",
-    "cost_table",
-    "curve_figure",
-    "curves_figure",
-    "describe_evaluation",
-    "export_html",
-    "fold_spread_table",
-    "forest_figure",
-    "format_comparison",
-    "format_table",
-    "gradcam_figure",
-    "grid_comparisons",
-    "held_out_scans",
-    "held_out_table",
-    "metrics_table",
-    "notebooks_dir",
-    "page_heading",
-    "paired_figure",
-    "paired_table",
-    "python_kernel",
-    "quick_name",
-    "read_reports",
-    "read_run",
-    "relative_scans",
-    "report_links",
-    "roc_figure",
-    "roc_overlay_figure",
-    "run_grid",
-    "run_size",
-    "sample_scans",
-    "samples_figure",
-    "save_figure",
-    "scan_titles",
-    "smoke_banner",
-    "split_counts",
-    "thesis_table",
-    "thesis_tables_html",
-    "timing_figure",
-    "to_html",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "THESIS_TABLES": "compare",
+    "cost_table": "compare",
+    "grid_comparisons": "compare",
+    "held_out_table": "compare",
+    "report_links": "compare",
+    "thesis_table": "compare",
+    "thesis_tables_html": "compare",
+    "ReportError": "execute",
+    "ReportSummary": "execute",
+    "ScenarioReport": "execute",
+    "export_html": "execute",
+    "notebooks_dir": "execute",
+    "python_kernel": "execute",
+    "run_grid": "execute",
+    "CURVES": "figures",
+    "calibration_figure": "figures",
+    "confusion_figure": "figures",
+    "curve_figure": "figures",
+    "curves_figure": "figures",
+    "forest_figure": "figures",
+    "paired_figure": "figures",
+    "roc_figure": "figures",
+    "roc_overlay_figure": "figures",
+    "save_figure": "figures",
+    "timing_figure": "figures",
+    "attention_figure": "images",
+    "gradcam_figure": "images",
+    "samples_figure": "images",
+    "GridReports": "runs",
+    "Run": "runs",
+    "class_names": "runs",
+    "held_out_scans": "runs",
+    "read_reports": "runs",
+    "read_run": "runs",
+    "relative_scans": "runs",
+    "sample_scans": "runs",
+    "scan_titles": "runs",
+    "page_heading": "smoke",
+    "quick_name": "smoke",
+    "run_size": "smoke",
+    "smoke_banner": "smoke",
+    "confusion_matrices": "tables",
+    "confusion_table": "tables",
+    "fold_spread_table": "tables",
+    "metrics_table": "tables",
+    "paired_table": "tables",
+    "split_counts": "tables",
+    "to_html": "tables",
+    "describe_evaluation": "text",
+    "format_comparison": "text",
+    "format_table": "text",
+}
+"""Each public name and the module of this package that defines it."""
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    """The public ``name``, imported from its module on first use."""
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    """The module's names, the public ones not yet imported included."""
+    return sorted({*globals(), *_EXPORTS})

@@ -1,0 +1,80 @@
+"""Training and evaluation batches without TensorFlow: a ``keras.utils.PyDataset`` over the
+memory-mapped cache, for the JAX and PyTorch backends.
+
+Both input paths, this one and ``tf.data`` (:mod:`~ct3d.data.pipeline`), take each epoch's
+order from :func:`~ct3d.data.order.epoch_order` and augment batch ``k`` (counted from the
+first epoch) with the seed :func:`~ct3d.data.order.batch_seed` ``(seed, k)``, and the
+augmenters draw the same numbers on every backend (:mod:`ct3d.augment.rng`): both paths give
+the same batches, so a run does not depend on the input path that fed it. Every epoch is a
+pure function of the seed and its index, so a run resumed at epoch ``e`` sees the batches an
+uninterrupted run would have.
+
+Reading is done by ``workers`` threads (NumPy and file reads release the GIL); a scan is
+read from its ``.npy`` file when its batch is asked for, so memory does not grow with the
+number of scans.
+
+Example::
+
+    batches = CachedBatches(paths, labels, batch_size=4, seed=0, augment=augment, epochs=5)
+    model.fit(batches, epochs=5, steps_per_epoch=batches.steps, shuffle=False)
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ct3d.backend import import_keras
+from ct3d.data.order import batch_seed, epoch_order
+
+__all__ = ["CachedBatches"]
+
+def _read(paths: Sequence[str | os.PathLike[str]]) -> np.ndarray:
+    """The cached arrays of ``paths`` as one ``(B, W, H, D, 1)`` float32 batch."""
+    return np.stack([np.load(p, mmap_mode="r") for p in paths])[..., None]
+
+
+keras = import_keras()
+
+
+class CachedBatches(keras.utils.PyDataset):
+    """Shuffled, batched, augmented ``(B, W, H, D, 1)`` batches with their labels for epochs
+    ``initial_epoch .. epochs - 1``, as :func:`ct3d.data.pipeline.training_dataset` gives them.
+
+    Its length covers all those epochs (``steps`` batches each, the last batch of an epoch
+    may be short): pass ``steps_per_epoch=batches.steps`` to ``fit``. With ``shuffle=False``
+    and no augmentation it gives the scans in order, once (evaluation).
+    """
+
+    def __init__(
+        self, paths: Sequence[str | os.PathLike[str]], labels: Sequence[float],
+        batch_size: int, seed: int = 0, augment: Any | None = None, epochs: int = 1,
+        initial_epoch: int = 0, shuffle: bool = True, workers: int = 2,
+    ) -> None:
+        super().__init__(workers=workers, use_multiprocessing=False)
+        self.paths = [str(p) for p in paths]
+        self.labels = np.asarray(labels, dtype=np.float32)
+        self.batch_size, self.seed, self.augment = batch_size, seed, augment
+        self.initial_epoch, self.epochs, self.shuffle = initial_epoch, epochs, shuffle
+        self.steps = math.ceil(len(self.paths) / batch_size)
+        n = len(self.paths)
+        self.orders = [epoch_order(seed, e, n) if shuffle else np.arange(n)
+                       for e in range(initial_epoch, epochs)]
+
+    def __len__(self) -> int:
+        return self.steps * len(self.orders)
+
+    def __getitem__(self, index: int) -> tuple[Any, np.ndarray]:
+        if not 0 <= index < len(self):
+            raise IndexError(f"batch {index} of {len(self)}")
+        epoch, step = divmod(index, self.steps)
+        chosen = self.orders[epoch][step * self.batch_size:(step + 1) * self.batch_size]
+        x = _read([self.paths[i] for i in chosen])
+        if self.augment:
+            seed = batch_seed(self.seed, (self.initial_epoch + epoch) * self.steps + step)
+            x = keras.ops.convert_to_numpy(self.augment(x, seed))
+        return x, self.labels[chosen]
