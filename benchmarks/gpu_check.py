@@ -15,7 +15,9 @@ autotuning), then ``--epochs`` timed epochs; the GPU memory peak is read per set
 JAX, the process' peak so far: JAX cannot reset it).
 Before that the input alone is timed (``input_pipeline.input_rates``); after it one
 thesis-grid scenario report runs end to end (``ct3d report --grid thesis --only SCENARIO``,
-a child process) for its wall time; TensorFlow only for now (the report's Grad-CAM is).
+a child process) for its wall time, on the same backend; it needs the report's packages
+(``REPORT_PACKAGES``: not in ``offline-wheels.txt``), and is skipped, saying which are
+missing, where they are not installed.
 
 The JSON (device, backend and versions, every measurement, the targets) is rewritten after each
 step, so a run cut short keeps what it measured. Targets, per epoch of 140 scans at the
@@ -32,6 +34,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
+import importlib.util
 import json
 import math
 import os
@@ -60,26 +63,31 @@ BASELINE = "baseline_3dcnn"
 TARGETS_S_PER_EPOCH = {THESIS.model.name: 1.0, BASELINE: 3.0}
 """Seconds per training epoch of 140 scans at 128x128x64 (batch 4), on one H100."""
 REPORT_SCENARIO = "all-slices-aug-25"
+REPORT_PACKAGES = ("papermill", "nbconvert", "ipykernel", "matplotlib", "pandas")
 SHAPE = next(s.params["shape"] for s in THESIS.preprocess if s.name == "resize")
 
 
 def settings(mixed: str, backend: str = "tensorflow") -> list[dict[str, Any]]:
     """The ``train`` overrides timed for each model: float32 and ``mixed``, each without and
-    with XLA (JAX: with only), without op determinism (Keras turns XLA off under it); then the
-    thesis preset's own training settings, unchanged.
+    with XLA (JAX: with only), without op determinism (Keras turns XLA off under it), all
+    augmenting in the input pipeline; float32 augmenting in the train step
+    (``augment_on: device``; XLA on JAX only, TensorFlow's cannot rotate); then the thesis
+    preset's own training settings, unchanged.
 
     Example:
         >>> jax_rows = settings("mixed_float16", "jax")
-        >>> [(o["train.mixed_precision"], o["train.jit_compile"]) for o in jax_rows[:-1]]
-        [('off', True), ('mixed_float16', True)]
+        >>> [(o["train.mixed_precision"], o["train.augment_on"]) for o in jax_rows[:-1]]
+        [('off', 'input'), ('mixed_float16', 'input'), ('off', 'device')]
         >>> len(settings("mixed_float16")), jax_rows[-1]
-        (5, {})
+        (6, {})
     """
     xlas = (True,) if backend == "jax" else (False, True)
     free = [{"train.mixed_precision": policy, "train.jit_compile": xla,
-             "train.deterministic": False}
+             "train.deterministic": False, "train.augment_on": "input"}
             for xla in xlas for policy in ("off", mixed)]
-    return [*free, {}]
+    on_device = {"train.mixed_precision": "off", "train.jit_compile": backend == "jax",
+                 "train.deterministic": False, "train.augment_on": "device"}
+    return [*free, on_device, {}]
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -196,7 +204,8 @@ def time_setting(model_name: str, overrides: dict[str, Any], data: dict[str, Any
                                       **overrides}).with_plugin_defaults()
     t = scenario.train
     row: dict[str, Any] = {"model": model_name, "mixed_precision": t.mixed_precision,
-                           "jit_compile": t.jit_compile, "deterministic": t.deterministic}
+                           "jit_compile": t.jit_compile, "deterministic": t.deterministic,
+                           "augment_on": t.augment_on}
     keras.backend.clear_session()
     reset_gpu_peak()
     if t.deterministic:
@@ -208,10 +217,15 @@ def time_setting(model_name: str, overrides: dict[str, Any], data: dict[str, Any
         on_epoch_begin=lambda e, logs: marks.append(time.perf_counter()),
         on_epoch_end=lambda e, logs: marks.append(time.perf_counter()))
     try:
-        model = compiled_model(scenario, tuple(args.shape), 2, steps)
-        row.update(policy=model.dtype_policy.name, xla=bool(model.jit_compile))
+        place = devices.augment_place(t.augment_on, devices.make_strategy("default"),
+                                      t.jit_compile)
+        on_device = place == "device" and bool(data["augment"])
+        model = compiled_model(scenario, tuple(args.shape), 2, steps,
+                               augment_seed=scenario.seed if on_device else None)
+        row.update(policy=model.dtype_policy.name, xla=bool(model.jit_compile),
+                   augment_place=place)
         dataset = training_input(data["paths"], data["labels"], t.batch_size, scenario.seed,
-                                 data["augment"], 1 + args.epochs)
+                                 None if on_device else data["augment"], 1 + args.epochs)
         model.fit(dataset, epochs=1 + args.epochs, steps_per_epoch=steps, callbacks=[timer],
                   shuffle=False, verbose=0)
     except failures() as exc:
@@ -233,6 +247,8 @@ def label(row: dict[str, Any]) -> str:
         words.append("+ XLA" if xla else "+ XLA (off)")
     if row["deterministic"]:
         words.append("det")
+    if row.get("augment_place", row.get("augment_on")) == "device":
+        words.append("aug on device")
     return " ".join(words)
 
 
@@ -294,6 +310,8 @@ def summary(result: dict[str, Any]) -> str:
                  f"no augmentation {rates['no_aug']['cold_first_epoch']:.0f} / "
                  f"{rates['no_aug']['warm']:.0f}, augmented "
                  f"{rates['aug']['cold_first_epoch']:.0f} / {rates['aug']['warm']:.0f}")
+    if "report_skipped" in result:
+        lines.append(f"report: {result['report_skipped']}")
     if "report" in result:
         rep = result["report"]
         per_epoch = rep["time_per_epoch_s"]
@@ -302,8 +320,6 @@ def summary(result: dict[str, Any]) -> str:
                      f"wall, {rep['epochs_run']} epochs at "
                      f"{'-' if per_epoch is None else f'{per_epoch:.2f}'} s/epoch "
                      "(with validation and checkpoints)")
-    if "report_skipped" in result:
-        lines.append(f"report: {result['report_skipped']}")
     lines += [f"target {model} <= {TARGETS_S_PER_EPOCH[model]:g} s/epoch: {verdict}"
               for model, verdict in result["verdicts"].items()]
     return "\n".join(lines)
@@ -338,11 +354,13 @@ def measure(args: argparse.Namespace, work: Path, json_path: Path) -> dict[str, 
             result["epochs"].append({**row, "preset": not overrides})
             save()
     result["epochs"].sort(key=lambda r: r["model"] != THESIS.model.name)
-    if args.report != "none" and keras_backend() == "tensorflow":
-        result["report"] = run_report(args.report, args.cpu_smoke, work)
+    missing = [m for m in REPORT_PACKAGES if importlib.util.find_spec(m) is None]
+    if args.report != "none" and missing:
+        result["report_skipped"] = (f"the report needs {', '.join(missing)}, not installed "
+                                    "here: add them (and their dependencies) to --wheels, or "
+                                    "pass --report none")
     elif args.report != "none":
-        result["report_skipped"] = (f"reports need Grad-CAM, TensorFlow-only so far; not run "
-                                    f"on {keras_backend()}")
+        result["report"] = run_report(args.report, args.cpu_smoke, work)
     save()
     return result
 

@@ -88,7 +88,7 @@ class SavedRun:
             raise RunError(f"{folder}: no model.keras (did the run finish?)")
         metrics_file = folder / "metrics.json"
         metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
-        return cls(scenario, [load_model(p) for p in paths],
+        return cls(scenario, [load_model(p, compile=False) for p in paths],
                    list(scenario.data.labels), float(metrics.get("threshold", 0.5)))
 
     def probabilities(self, array: np.ndarray) -> np.ndarray:

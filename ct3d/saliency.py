@@ -27,7 +27,8 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from ct3d.backend import import_keras, import_tensorflow
+from ct3d.autodiff import gradient
+from ct3d.backend import import_keras
 from ct3d.io import read_volume, write_volume
 from ct3d.models.loading import walk_layers
 from ct3d.models.slices import SLICE_LAYER
@@ -35,8 +36,8 @@ from ct3d.preprocess import build_preprocess
 from ct3d.registry import StepLike
 from ct3d.volume import Volume
 
-tf = import_tensorflow()
 keras = import_keras()
+ops = keras.ops
 
 __all__ = ["HeatMap", "deepest_conv_layer", "explain_scan", "explain_volume", "gradcam",
            "last_conv_layer", "lesion_enrichment", "save_nifti", "to_original"]
@@ -144,18 +145,25 @@ def _linear_head(layer: Any) -> Any | None:
     return head
 
 
-def _score_models(model: Any, layer: Any) -> tuple[Any, Any | None]:
-    """Model from the input to (activations, logits or outputs), and the logit head if any."""
+def _output_head(model: Any) -> tuple[Any, Any | None]:
+    """The tensor Grad-CAM differentiates (the output layer's input when its activation can
+    be dropped, else the model's output), and the logit head to apply to it (or None)."""
     if len(model.outputs) != 1:
         raise ValueError(f"gradcam needs a single-output model; {model.name!r} has "
                          f"{len(model.outputs)} outputs")
     out_layer = model.layers[-1]
     head = _linear_head(out_layer) if out_layer.output is model.outputs[0] else None
-    target = out_layer.input if head is not None else model.outputs[0]
-    return keras.Model(model.inputs, [layer.output, target]), head
+    return (out_layer.input if head is not None else model.outputs[0]), head
 
 
-def _target_scores(scores: tf.Tensor, class_index: int | None) -> tf.Tensor:
+def _split(inputs: Any, tensor: Any, outputs: Any) -> tuple[Any, Any]:
+    """Models ``inputs -> tensor`` and ``(inputs, tensor) -> outputs``: the second takes the
+    activations as an input of their own, so that they can be differentiated at (branches
+    that bypass ``tensor``, e.g. residual shortcuts, still come from ``inputs``)."""
+    return keras.Model(inputs, tensor), keras.Model([inputs, tensor], outputs)
+
+
+def _target_scores(scores: Any, class_index: int | None) -> Any:
     """The score explained per scan: (B,) from the (B, k) logits or outputs."""
     k = int(scores.shape[-1])
     classes = 2 if k == 1 else k
@@ -165,22 +173,36 @@ def _target_scores(scores: tf.Tensor, class_index: int | None) -> tf.Tensor:
         return -scores[:, 0] if class_index == 0 else scores[:, 0]
     if class_index is not None:
         return scores[:, class_index]
-    return tf.gather(scores, tf.argmax(scores, axis=-1), axis=1, batch_dims=1)
+    picked = ops.expand_dims(ops.argmax(scores, axis=-1), -1)
+    return ops.take_along_axis(scores, picked, axis=1)[:, 0]
+
+
+def _score(rest: Any, head: Any | None, class_index: int | None) -> Any:
+    """The summed explained score as a function of what ``rest`` maps to the outputs."""
+
+    def score(*args: Any) -> Any:
+        scores = rest(*args)
+        if head is not None:
+            scores = head(scores)
+        return ops.sum(_target_scores(ops.cast(scores, "float32"), class_index))
+
+    return score
+
+
+def _numpy(t: Any) -> np.ndarray:
+    return np.asarray(ops.convert_to_numpy(ops.cast(t, "float32")))
 
 
 def _gradients(
     model: Any, layer: Any, x: np.ndarray, class_index: int | None
 ) -> tuple[np.ndarray, np.ndarray]:
     """The layer's activations A and the explained score's gradients dscore/dA, float32."""
-    grad_model, head = _score_models(model, layer)
-    inputs = tf.convert_to_tensor(x)
-    with tf.GradientTape() as tape:
-        activations, scores = grad_model(inputs, training=False)
-        if head is not None:
-            scores = head(scores)
-        score = tf.reduce_sum(_target_scores(scores, class_index))
-    grads = tape.gradient(score, activations)
-    return (tf.cast(activations, tf.float32).numpy(), tf.cast(grads, tf.float32).numpy())
+    target, head = _output_head(model)
+    first, rest = _split(model.inputs[0], layer.output, target)
+    inputs = ops.convert_to_tensor(x)
+    activations = first(inputs, training=False)
+    score = _score(lambda a: rest([inputs, a], training=False), head, class_index)
+    return _numpy(activations), gradient(score, activations)
 
 
 def _raw_cams(activations: np.ndarray, grads: np.ndarray) -> np.ndarray:
@@ -266,32 +288,31 @@ def _slice_gradients(
         convs = ", ".join(item.name for item in _convolutions(model))
         raise ValueError(f"layer {layer!r} is not in the backbone {net.name!r} of "
                          f"{model.name!r}; its 2D convolutions: {convs}")
-    before = keras.Model(model.inputs, wrapper.input)
+    before = keras.Model(model.inputs[0], wrapper.input)
     steps = [item for item in encoder.layers
              if item is not net and not isinstance(item, keras.layers.InputLayer)]
-    features = keras.Model(net.inputs, [net.get_layer(layer).output, net.output])
+    first, rest = _split(net.inputs[0], net.get_layer(layer).output, net.output)
     out_layer = model.layers[-1]
     head = _linear_head(out_layer) if out_layer.output is model.outputs[0] else None
     after = keras.Model(wrapper.output, out_layer.input if head is not None
                         else model.outputs[0])
-    slices = before([tf.convert_to_tensor(x)], training=False)
+    slices = before(ops.convert_to_tensor(x), training=False)
     b, d = int(slices.shape[0]), int(slices.shape[1])
-    images = tf.reshape(slices, (b * d, *slices.shape[2:]))
+    images = ops.reshape(slices, (b * d, *slices.shape[2:]))
     for step in steps:
         images = step(images, training=False)
-    with tf.GradientTape() as tape:
-        activations, pooled = features(images, training=False)
-        scores = after(tf.reshape(pooled, (b, d, pooled.shape[-1])), training=False)
-        if head is not None:
-            scores = head(scores)
-        score = tf.reduce_sum(_target_scores(scores, class_index))
-    grads = tape.gradient(score, activations)
+    activations = first(images, training=False)
 
-    def stacked(t: tf.Tensor) -> np.ndarray:
-        t = tf.reshape(tf.cast(t, tf.float32), (b, d, *t.shape[1:]))
-        return tf.transpose(t, (0, 2, 3, 1, 4)).numpy()
+    def aggregated(a: Any) -> Any:
+        pooled = rest([images, a], training=False)
+        return after(ops.reshape(pooled, (b, d, pooled.shape[-1])), training=False)
 
-    return stacked(activations), stacked(grads)
+    grads = gradient(_score(aggregated, head, class_index), activations)
+
+    def stacked(t: np.ndarray) -> np.ndarray:
+        return t.reshape(b, d, *t.shape[1:]).transpose(0, 2, 3, 1, 4)
+
+    return stacked(_numpy(activations)), stacked(grads)
 
 
 def _upsample(
@@ -323,6 +344,10 @@ def gradcam(
     of ``class_index``, by default each scan's predicted class. For a sigmoid, the probability
     would give the same normalised map (its gradient is the logit's times p(1 - p)) except
     where it saturates to exactly 1 and its gradient vanishes; the logit's does not.
+
+    Backends differ where a max pooling after ``layer`` has tied inputs (a window of zeros
+    after a ReLU): TensorFlow sends the gradient to every tied voxel, JAX and PyTorch to one,
+    so the weights, and the map, may differ there (:mod:`ct3d.autodiff`).
 
     Upsampling follows the network's geometry: feature voxel ``i`` is placed at the centre
     of its receptive field, found from the sizes, strides and padding of the 3D convolution

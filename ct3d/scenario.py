@@ -187,6 +187,11 @@ class TrainSpec:
         jit_compile: compile each training step with XLA (needs deterministic false). Keras
             turns XLA off under TensorFlow op determinism, also when an earlier run in the
             same process turned determinism on.
+        augment_on: where training batches are augmented: input (the input pipeline, on
+            the CPU), device (inside the compiled train step, on the GPU when there is one;
+            one replica only; on TensorFlow not with jit_compile) or auto (device when
+            training on one GPU where it can, else input). Both places give the same
+            augmented batches.
     """
 
     epochs: int = 8
@@ -208,6 +213,7 @@ class TrainSpec:
     strategy: Literal["auto", "default", "mirrored", "multi_worker"] = "auto"
     mixed_precision: Literal["auto", "off", "mixed_float16", "mixed_bfloat16"] = "auto"
     jit_compile: bool = False
+    augment_on: Literal["auto", "input", "device"] = "auto"
 
 
 @dataclass

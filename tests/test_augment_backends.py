@@ -49,7 +49,7 @@ def _on_backend(backend: str, out: Path) -> tuple[dict[str, object], dict[str, n
         return json.loads(done.stdout.strip().splitlines()[-1]), dict(arrays)
 
 
-@pytest.mark.parametrize("backend", ["jax", "torch"])
+@pytest.mark.parametrize("backend", ["jax", pytest.param("torch", marks=pytest.mark.torch)])
 def test_same_seed_same_batch_on_every_backend(backend: str, tmp_path: Path) -> None:
     if importlib.util.find_spec(backend) is None:
         pytest.skip(f"{backend} is not installed (pip install {backend})")

@@ -1,6 +1,7 @@
 """ct3d on the JAX backend on a machine without TensorFlow: devices, a run end to end
-(train, evaluate, checkpoint, resume, predict, the CLI's metrics table) and the GPU check's
-CPU smoke mode.
+(train, evaluate, checkpoint, resume, predict with Grad-CAM, the CLI's metrics table) and
+the GPU check's CPU smoke mode; the same run on PyTorch where ``torch`` is installed
+(marked ``torch``: CI does not install it, its Linux wheels bring GBs of CUDA libraries).
 
 The tests run in a fresh virtual environment built once for this module: JAX from PyPI, the
 packages of ``benchmarks/offline-wheels.txt`` and ct3d without its dependencies, which is
@@ -11,14 +12,19 @@ installed there at all. Building it needs PyPI (CI has it; pip's cache makes it 
 from __future__ import annotations
 
 import importlib.metadata
+import importlib.util
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import tiny_scenario
+
+from ct3d.inference import predict
+from ct3d.io import read_volume
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,9 +47,11 @@ def jax_python(tmp_path_factory: pytest.TempPathFactory) -> str:
     return python
 
 
-def _on_jax(python: str, code: str, *args: str) -> dict:
-    """Run ``code`` with ``python`` on JAX; its last line of output, read as JSON."""
-    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
+def _on_jax(python: str, code: str, *args: str, backend: str = "jax") -> dict:
+    """Run ``code`` with ``python`` on JAX (or ``backend``); its last line of output, read
+    as JSON."""
+    env = {**os.environ, "KERAS_BACKEND": backend, "JAX_PLATFORMS": "cpu",
+           "CUDA_VISIBLE_DEVICES": ""}
     env.pop("PYTHONPATH", None)
     done = subprocess.run([python, "-c", code, *args], env=env, capture_output=True,
                           text=True, timeout=900, cwd=ROOT)
@@ -120,14 +128,47 @@ except KeyboardInterrupt:
 resumed = run(resume=out + "/killed", verbose=0).metrics
 with open(out + "/full/predictions.csv", newline="") as f:
     row = next(r for r in csv.DictReader(f) if r["part"] == "test")
-found = predict(out + "/full", [row["scan"]], progress=False)[0]
+found = predict(out + "/full", [row["scan"]], saliency_dir=out + "/maps", progress=False)[0]
 measured = ("time_per_epoch_s", "peak_rss_gib")
 print(json.dumps({
     "backend": keras.backend.backend(), "tensorflow": "tensorflow" in sys.modules,
     "full": {k: v for k, v in full.items() if k not in measured},
     "resumed": {k: v for k, v in resumed.items() if k not in measured},
     "csv": float(row["probability"]), "predicted": found.probability, "error": found.error,
+    "scan": row["scan"], "saliency": found.saliency, "layer": found.saliency_layer,
     "table": format_table(full["parts"], full["classes"])}))
+"""
+
+
+def _check_run(found: dict, backend: str) -> None:
+    """A run on ``backend`` gives the metrics of an uninterrupted one, and predicts."""
+    assert found["backend"] == backend
+    assert found["full"] == found["resumed"]  # its first epoch ran twice, in two processes
+    assert found["full"]["n"] == 4 and 0.0 <= found["full"]["auc"] <= 1.0
+    assert found["full"]["cost"]["gflops_per_scan"] is None
+    assert found["error"] is None
+    assert found["predicted"] == pytest.approx(found["csv"], abs=1e-5)
+    assert "test confusion matrix" in found["table"]
+    assert found["layer"] is not None
+
+
+def _same_map(found: dict, reference: dict) -> None:
+    """Same probability, layer and Grad-CAM map (within 0.001) on two backends."""
+    assert reference["predicted"] == pytest.approx(found["predicted"], abs=1e-4)
+    assert reference["layer"] == found["layer"]
+    ours = read_volume(found["saliency"], hu=False).array
+    theirs = read_volume(reference["saliency"], hu=False).array
+    assert ours.max() == pytest.approx(1.0, abs=1e-3)
+    assert np.abs(ours - theirs).max() < 1e-3
+
+
+PREDICT = """
+import json, sys
+from ct3d.inference import predict
+
+found = predict(sys.argv[1], [sys.argv[2]], saliency_dir=sys.argv[3], progress=False)[0]
+print(json.dumps({"predicted": found.probability, "saliency": found.saliency,
+                  "layer": found.saliency_layer}))
 """
 
 
@@ -135,15 +176,35 @@ print(json.dumps({
 def test_a_run_on_jax_trains_resumes_and_predicts_as_an_uninterrupted_run(
     jax_python: str, cohort_root: Path, tmp_path: Path,
 ) -> None:
+    """... with no TensorFlow installed, and its Grad-CAM map (``jax.grad``) is the one
+    TensorFlow's tape gives for the same saved model and scan (this model's max poolings
+    have no tied inputs: see :func:`ct3d.saliency.gradcam`)."""
     scenario = tiny_scenario(cohort_root, tmp_path, **{"train.epochs": 2})
     found = _on_jax(jax_python, RUN, json.dumps(scenario.to_dict()))
-    assert (found["backend"], found["tensorflow"]) == ("jax", False)
-    assert found["full"] == found["resumed"]  # its first epoch ran twice, in two processes
-    assert found["full"]["n"] == 4 and 0.0 <= found["full"]["auc"] <= 1.0
-    assert found["full"]["cost"]["gflops_per_scan"] is None
-    assert found["error"] is None
-    assert found["predicted"] == pytest.approx(found["csv"], abs=1e-5)
-    assert "test confusion matrix" in found["table"]
+    assert found["tensorflow"] is False
+    _check_run(found, "jax")
+    on_tf = predict(scenario.out + "/full", [found["scan"]], saliency_dir=tmp_path / "tf-maps",
+                    progress=False)[0]
+    _same_map(found, {"predicted": on_tf.probability, "saliency": on_tf.saliency,
+                      "layer": on_tf.saliency_layer})
+
+
+@pytest.mark.slow
+@pytest.mark.torch
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None,
+                    reason="torch is not installed (pip install -e '.[torch]')")
+def test_a_run_on_torch_trains_resumes_and_predicts_as_an_uninterrupted_run(
+    cohort_root: Path, tmp_path: Path,
+) -> None:
+    """The same on PyTorch (in this environment); its Grad-CAM map (``torch.autograd``) is
+    the one JAX gives for the same saved model and scan (both send a max pooling's gradient
+    to one of tied inputs; TensorFlow, to all)."""
+    scenario = tiny_scenario(cohort_root, tmp_path, **{"train.epochs": 2})
+    found = _on_jax(sys.executable, RUN, json.dumps(scenario.to_dict()), backend="torch")
+    _check_run(found, "torch")
+    on_jax = _on_jax(sys.executable, PREDICT, scenario.out + "/full", found["scan"],
+                     str(tmp_path / "jax-maps"))
+    _same_map(found, on_jax)
 
 
 @pytest.mark.slow
@@ -157,17 +218,19 @@ def test_gpu_check_cpu_smoke_runs_on_jax_without_tensorflow(jax_python: str, tmp
             "except SystemExit as end:\n    assert not end.code, end.code\n"
             "print('{\"tensorflow\": %s}' % str('tensorflow' in sys.modules).lower())\n")
     found = _on_jax(jax_python, code, "--cpu-smoke", "--models", "modified_3dcnn",
-                    "--report", "thesis", "--out", str(tmp_path),
+                    "--report", "all-slices-noaug-5", "--out", str(tmp_path),
                     "--work", str(tmp_path / "work"))
     assert found == {"tensorflow": False}
     [written] = tmp_path.glob("gpu_check-cpu-*-cpu-smoke.json")
     result = json.loads(written.read_text())
     assert result["device"]["backend"] == "jax" and result["device"]["name"] == "CPU"
     rows = result["epochs"]
-    assert [(r["model"], r["mixed_precision"], r["xla"]) for r in rows] == [
-        ("modified_3dcnn", policy, True) for policy in ("off", "mixed_bfloat16", "auto")]
+    assert [(r["model"], r["mixed_precision"], r["xla"], r["augment_place"]) for r in rows] == [
+        ("modified_3dcnn", policy, True, place) for policy, place in (
+            ("off", "input"), ("mixed_bfloat16", "input"), ("off", "device"), ("auto", "input"))]
     assert all("error" not in r and r["s_per_epoch"] > 0 for r in rows)
     assert result["input_only"]["aug"]["warm"] > 0
-    assert result["report_skipped"].startswith("reports need Grad-CAM")
+    assert result["report_skipped"].startswith("the report needs papermill, nbconvert, "
+                                               "ipykernel, matplotlib, pandas, not installed")
     assert result["verdicts"] == {"modified_3dcnn": "n/a (not the targets' sizes)",
                                   "baseline_3dcnn": "no run"}

@@ -10,7 +10,8 @@ backend, so the same seed gives the same augmented batch everywhere (within floa
 
 Modules: :mod:`~ct3d.augment.chain`, :mod:`~ct3d.augment.rng`, :mod:`~ct3d.augment.spatial`
 (``flip``, ``rotate``, ``zoom``) and :mod:`~ct3d.augment.intensity` (``contrast``,
-``brightness``, ``gamma``, ``gaussian_noise``).
+``brightness``, ``gamma``, ``gaussian_noise``); :mod:`~ct3d.augment.device` runs a chain
+inside the train step (``train.augment_on``).
 
 Example:
     >>> import numpy as np

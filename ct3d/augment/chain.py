@@ -32,9 +32,13 @@ class AugmentChain(BuiltSteps):
     """
 
     def __call__(self, x: Any, seed: Any) -> Any:
-        """Apply every step to the batch ``x``, step ``i`` with ``fold_in(seed, i)``."""
+        """Apply every step to the batch ``x`` (a NumPy array or a tensor: the result is a
+        tensor of the Keras backend), step ``i`` with ``fold_in(seed, i)``."""
         if not self.built:
             return x
+        from keras import ops
+
+        x = ops.convert_to_tensor(x)
         for i, step in enumerate(self.built):
             x = step(x, rng.fold_in(seed, i))
         return x

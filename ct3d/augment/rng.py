@@ -68,13 +68,31 @@ def _hash(x: Any) -> Any:
     return ops.bitwise_xor(x, _shift_right(x, 16))
 
 
+def _barrier(x: Any) -> Any:
+    """``x``, computed once under XLA on JAX (``jax.lax.optimization_barrier``).
+
+    XLA fuses elementwise ops by duplicating each into its consumers; every hash uses its
+    input twice per round, so nested hashes (a seed folded into a seed folded ...) grow the
+    fused expression exponentially, and compiling a train step that augments
+    (``train.augment_on: device``) took minutes. The barrier keeps each seed computed once.
+    """
+    from keras import backend
+
+    if backend.backend() != "jax":
+        return x
+    import jax
+
+    return jax.lax.optimization_barrier(x)
+
+
 def _key(seed: Any) -> tuple[Any, Any]:
     """Two int32 keys from ``seed`` (``int32[2]``, or a pair of Python ints)."""
     from keras import ops
 
     seed = ops.cast(ops.convert_to_tensor(seed), "int32")
-    first = _hash(ops.add(seed[0], _int32(_SEED_MIX[0])))
-    return first, _hash(ops.bitwise_xor(_hash(ops.add(seed[1], _int32(_SEED_MIX[1]))), first))
+    first = _barrier(_hash(ops.add(seed[0], _int32(_SEED_MIX[0]))))
+    return first, _barrier(
+        _hash(ops.bitwise_xor(_hash(ops.add(seed[1], _int32(_SEED_MIX[1]))), first)))
 
 
 def fold_in(seed: Any, data: Any) -> Any:
@@ -83,8 +101,9 @@ def fold_in(seed: Any, data: Any) -> Any:
     from keras import ops
 
     first, second = _key(seed)
-    data = _hash(ops.add(ops.multiply(_int32(data), _int32(_GOLDEN)), second))
-    return ops.stack([_hash(ops.bitwise_xor(first, data)), _hash(ops.add(second, data))])
+    data = _barrier(_hash(ops.add(ops.multiply(_int32(data), _int32(_GOLDEN)), second)))
+    return _barrier(ops.stack([_hash(ops.bitwise_xor(first, data)),
+                               _hash(ops.add(second, data))]))
 
 
 def _count(shape: Sequence[Any]) -> Any:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -33,9 +34,18 @@ from ct3d.data.order import batch_seed, epoch_order
 
 __all__ = ["CachedBatches"]
 
+_OPENING = threading.Lock()
+"""Held while ``.npy`` headers are parsed: ``np.load`` parses them with ``ast.literal_eval``,
+and CPython 3.11 can fail with "SystemError: AST constructor recursion depth mismatch"
+when two threads parse at once (seen with the PyTorch backend's reader threads)."""
+
+
 def _read(paths: Sequence[str | os.PathLike[str]]) -> np.ndarray:
-    """The cached arrays of ``paths`` as one ``(B, W, H, D, 1)`` float32 batch."""
-    return np.stack([np.load(p, mmap_mode="r") for p in paths])[..., None]
+    """The cached arrays of ``paths`` as one ``(B, W, H, D, 1)`` float32 batch (the files are
+    opened one thread at a time, and read in parallel)."""
+    with _OPENING:
+        arrays = [np.load(p, mmap_mode="r") for p in paths]
+    return np.stack(arrays)[..., None]
 
 
 keras = import_keras()

@@ -335,6 +335,35 @@ def wait_for_workers(strategy: Any) -> None:
         strategy.reduce("SUM", strategy.run(lambda: tf.constant(1.0)), axis=None)
 
 
+def augment_place(setting: str, strategy: Any, jit: bool = False) -> str:
+    """Where ``train.augment_on`` augments under ``strategy``: ``input`` or ``device``.
+
+    ``auto``: ``device`` when one GPU trains (one replica) and, on TensorFlow, without
+    ``jit``, else ``input``.
+
+    Raises:
+        DeviceError: ``device`` with several replicas (each would draw the same numbers), or
+            on TensorFlow with ``jit`` (XLA has no kernel for the image transform that
+            ``rotate`` and ``zoom`` use).
+
+    Example:
+        >>> augment_place("auto", make_strategy("default"))  # no GPU here
+        'input'
+    """
+    replicas = strategy.num_replicas_in_sync
+    xla_tf = jit and keras_backend() == "tensorflow"
+    if setting == "device" and replicas > 1:
+        raise DeviceError(f"train.augment_on='device' needs one replica; this strategy has "
+                          f"{replicas}: use augment_on: input (or auto)")
+    if setting == "device" and xla_tf:
+        raise DeviceError("train.augment_on='device' with jit_compile on TensorFlow: XLA has "
+                          "no kernel for the image transform of rotate and zoom; set "
+                          "jit_compile: false, or augment_on: input (or auto)")
+    if setting == "auto":
+        return "device" if replicas == 1 and not xla_tf and visible_gpus() else "input"
+    return setting
+
+
 def resolve_precision(setting: str) -> str:
     """The Keras dtype policy for ``train.mixed_precision``.
 

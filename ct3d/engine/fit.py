@@ -27,6 +27,7 @@ import numpy as np
 from sklearn.utils.class_weight import compute_class_weight
 
 from ct3d.augment import build_augment
+from ct3d.augment.device import AUGMENT_LAYER, with_augment
 from ct3d.data import inputs, pipeline
 from ct3d.engine import devices, phases
 from ct3d.engine.parts import FoldResult, Part
@@ -57,15 +58,19 @@ def make_optimizer(train: TrainSpec, total_steps: int, scale: float = 1.0) -> An
 
 
 def compiled_model(
-    scenario: Scenario, shape: tuple[int, ...], classes: int, steps: int, frozen: bool = False
+    scenario: Scenario, shape: tuple[int, ...], classes: int, steps: int, frozen: bool = False,
+    augment_seed: int | None = None,
 ) -> Any:
     """The scenario's model for scans of ``shape``, compiled, in the current strategy's
     scope and the scenario's precision; ``steps``: training steps per epoch; ``frozen``:
     its feature extractor frozen for the first ``train.freeze_epochs`` epochs (the
-    schedule then spans those epochs)."""
+    schedule then spans those epochs); ``augment_seed``: not None to augment inside the
+    train step with that seed (:func:`ct3d.augment.device.with_augment`)."""
     t = scenario.train
     with devices.dtype_policy(devices.resolve_precision(t.mixed_precision)):
         model = build_model(scenario.model, input_shape=(*shape, 1), classes=classes)
+        if augment_seed is not None:
+            model = with_augment(model, scenario.augment, augment_seed)
         if devices.replicas_now() > 1:
             for layer in walk_layers(model):
                 if isinstance(layer, keras.layers.BatchNormalization):
@@ -154,20 +159,29 @@ def train_fold(
             callbacks.insert(0, keras.callbacks.ReduceLROnPlateau(
                 monitor=t.monitor, factor=t.plateau_factor, patience=t.plateau_patience,
                 mode=state.mode, verbose=0))
+        seed = scenario.seed + fold
         with strategy.scope():
             model = state.load_last()
+            place = devices.augment_place(t.augment_on, strategy, t.jit_compile)
+            on_device = bool(augment) and (
+                place == "device" if model is None
+                else AUGMENT_LAYER in {layer.name for layer in model.layers})
             for end, frozen in phases.phases(t.epochs, t.freeze_epochs):
                 if state.epoch >= end:
                     continue
                 if model is None:
-                    model = compiled_model(scenario, shape, classes, steps, frozen)
+                    model = compiled_model(scenario, shape, classes, steps, frozen,
+                                           seed if on_device else None)
                 elif not frozen and phases.is_frozen(model):
                     model = unfrozen(model, scenario, classes, steps, state.epoch)
                     state.new_phase()
                 state.can_stop = not frozen
+                if on_device:
+                    model.get_layer(AUGMENT_LAYER).batches.assign(state.epoch * steps)
                 train_ds = inputs.training_input(
-                    train.cached, train.labels, t.batch_size, scenario.seed + fold,
-                    augment or None, end, state.epoch)
+                    train.cached, train.labels, t.batch_size, seed,
+                    None if on_device else augment or None, end, state.epoch)
+                _build_compiled(model, train_ds)
                 model.fit(train_ds, epochs=end, initial_epoch=state.epoch,
                           steps_per_epoch=steps, validation_data=val_ds, callbacks=callbacks,
                           class_weight=class_weights(t.class_weight, train.labels, classes),
@@ -176,6 +190,20 @@ def train_fold(
     best = load_model(fold_dir / "model.keras")
     probs = {name: predict_part(best, part, t.batch_size) for name, part in data.items()}
     return FoldResult(best, state.history(), data, probs)
+
+
+def _build_compiled(model: Any, batches: Any) -> None:
+    """Build the compiled loss and metrics on one scan before ``fit`` (not on TensorFlow).
+
+    On JAX and PyTorch, Keras builds them in ``fit`` on the first batch it draws from its own
+    iterator, which then goes on from the second: the run would start at batch 1, unlike
+    ``tf.data`` on TensorFlow, and unlike ``train.augment_on: device``, whose batch count
+    starts at 0. Evaluating one scan first builds them (no weight changes).
+    """
+    if keras.backend.backend() == "tensorflow" or not isinstance(batches, keras.utils.PyDataset):
+        return
+    x, y = batches[0]
+    model.evaluate(x[:1], y[:1], verbose=0)
 
 
 def predict_part(model: Any, part: Part, batch_size: int) -> np.ndarray:

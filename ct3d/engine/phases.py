@@ -21,6 +21,7 @@ from typing import Any
 
 import keras
 
+from ct3d.augment.device import DeviceAugment
 from ct3d.models.slices import SLICE_LAYER
 
 __all__ = ["feature_extractor", "is_frozen", "phases", "set_frozen"]
@@ -43,7 +44,8 @@ def feature_extractor(model: Any) -> list[Any]:
         raise ValueError(f"train.freeze_epochs: model {model.name!r} has no per-slice encoder "
                          f"and no global pooling layer, so ct3d cannot tell its feature "
                          f"extractor from its head")
-    return [layer for layer in model.layers[:pooling] if layer.weights]
+    return [layer for layer in model.layers[:pooling]
+            if layer.weights and not isinstance(layer, DeviceAugment)]
 
 
 def set_frozen(model: Any, frozen: bool) -> None:

@@ -67,14 +67,16 @@ def fold_metrics(scenario: Scenario, result: FoldResult, classes: list[str]) -> 
 
 def write_metrics(
     scenario: Scenario, run_dir: Path, results: list[FoldResult], classes: list[str],
-    skipped: dict[str, str], cost: dict[str, Any] | None = None,
+    skipped: dict[str, str], cost: dict[str, Any] | None = None, trained_on: str | None = None,
 ) -> dict[str, Any]:
     """``metrics.json`` and ``predictions.csv`` of one model, or of k folds (pooled out of
     fold by :func:`~ct3d.evaluate.summarize_folds`), or of k folds repeated
     ``split.repeats`` times (:func:`~ct3d.evaluate.summarize_repeats`: the mean over the
     repeats); returns the metrics. ``cost``: what the model costs
     (:func:`ct3d.engine.cost.model_cost`), kept as ``metrics["cost"]``; ``peak_rss_gib``:
-    this process's peak memory so far (measured, like ``time_per_epoch_s``)."""
+    this process's peak memory so far (measured, like ``time_per_epoch_s``); ``trained_on``:
+    the devices, backend and precision they were measured with
+    (:func:`ct3d.engine.devices.describe`)."""
     per_fold = [fold_metrics(scenario, result, classes) for result in results]
     repeats = scenario.split.repeats
     if len(results) == 1:
@@ -95,7 +97,8 @@ def write_metrics(
             classes, scenario.evaluate.n_boot, scenario.seed)
     metrics = {"scenario": scenario.name, "classes": classes, **metrics, "seed": scenario.seed,
                "skipped": skipped, **({"cost": cost} if cost is not None else {}),
-               "peak_rss_gib": round(peak_rss_gib(), 3)}
+               "peak_rss_gib": round(peak_rss_gib(), 3),
+               **({"trained_on": trained_on} if trained_on is not None else {})}
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     _write_predictions(run_dir / "predictions.csv", results, classes, repeats)
     return metrics

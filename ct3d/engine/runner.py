@@ -132,8 +132,9 @@ def run(
     from ct3d.engine.pooling import write_metrics
 
     strategy = devices.make_strategy(scenario.train.strategy)  # before TensorFlow runs anything
+    trained_on = devices.describe(strategy, scenario.train.mixed_precision)
     if verbose:
-        print(f"ct3d: {devices.describe(strategy, scenario.train.mixed_precision)}")
+        print(f"ct3d: {trained_on}")
     if scenario.train.deterministic:
         devices.set_deterministic()
     chief = devices.is_chief(strategy)
@@ -155,7 +156,7 @@ def run(
             results.append(train_fold(scenario, data, fold_dir, len(classes), i, verbose,
                                       callbacks or [], strategy))
         metrics = write_metrics(scenario, work_dir, results, classes, report.failures,
-                                model_cost(results[-1].model))
+                                model_cost(results[-1].model), trained_on)
         devices.wait_for_workers(strategy)
         last = results[-1]
         return Result(scenario, run_dir, last.model, last.history, metrics)

@@ -23,10 +23,12 @@ __all__ = ["load_by_name", "load_model", "walk_layers"]
 
 
 def load_model(path: str | os.PathLike[str], compile: bool = True) -> Any:
-    """A saved ``.keras`` model, ct3d's custom layers (slice models') registered first."""
+    """A saved ``.keras`` model, ct3d's custom layers (slice models', on-device
+    augmentation) registered first."""
     import_keras()
     import keras
 
+    import ct3d.augment.device  # noqa: F401 - registers the layer for deserialization
     import ct3d.models.slice_layers  # noqa: F401 - registers the layers for deserialization
 
     return keras.saving.load_model(str(path), compile=compile)

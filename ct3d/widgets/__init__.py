@@ -22,7 +22,7 @@ notebook::
 
 from typing import Any
 
-from ct3d.backend import import_tensorflow
+from ct3d.backend import import_keras
 from ct3d.widgets.builder import PipelineBuilder
 from ct3d.widgets.viewer import ScanViewer
 
@@ -30,9 +30,9 @@ __all__ = ["PipelineBuilder", "ScanViewer", "TrainingMonitor"]
 
 
 def __getattr__(name: str) -> Any:
-    """``TrainingMonitor`` (a Keras callback) imports TensorFlow when first used."""
+    """``TrainingMonitor`` (a Keras callback) imports Keras when first used."""
     if name == "TrainingMonitor":
-        import_tensorflow()
+        import_keras()
         from ct3d.widgets.monitor import TrainingMonitor
 
         return TrainingMonitor

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from ct3d.augment import AugmentChain
-from ct3d.backend import import_tensorflow
+from ct3d.backend import import_keras
 from ct3d.io import read_volume
 from ct3d.preprocess import Chain
 from ct3d.volume import Volume
@@ -76,10 +76,10 @@ def as_volumes(scan: ScanInput) -> list[Volume]:
 
 def augment_array(array: np.ndarray, augment: AugmentChain, seed: int) -> np.ndarray:
     """One scan augmented by the chain as in training (a batch of one, channel 1)."""
-    tf = import_tensorflow()
-    x = tf.constant(array[None, ..., None], tf.float32)
-    out = augment(x, tf.constant([seed, 0], tf.int32))
-    return np.asarray(out)[0, ..., 0]
+    ops = import_keras().ops
+    x = ops.convert_to_tensor(array[None, ..., None].astype(np.float32))
+    out = augment(x, ops.convert_to_tensor(np.array([seed, 0], np.int32)))
+    return np.asarray(ops.convert_to_numpy(out))[0, ..., 0]
 
 
 def pipeline_views(volume: Volume, preprocess: Chain, augment: AugmentChain,
