@@ -47,7 +47,7 @@ def jax_python(tmp_path_factory: pytest.TempPathFactory) -> str:
     return python
 
 
-def _on_jax(python: str, code: str, *args: str, backend: str = "jax") -> dict:
+def _on_backend(python: str, code: str, *args: str, backend: str = "jax") -> dict:
     """Run ``code`` with ``python`` on JAX (or ``backend``); its last line of output, read
     as JSON."""
     env = {**os.environ, "KERAS_BACKEND": backend, "JAX_PLATFORMS": "cpu",
@@ -63,7 +63,7 @@ def test_the_environment_has_no_tensorflow(jax_python: str) -> None:
     code = ("import importlib.util, json\n"
             "print(json.dumps([importlib.util.find_spec(m) is None "
             "for m in ('tensorflow', 'jax', 'ct3d')]))")
-    assert _on_jax(jax_python, code) == [True, False, False]
+    assert _on_backend(jax_python, code) == [True, False, False]
 
 
 DEVICES = """
@@ -91,7 +91,7 @@ print(json.dumps({"replicas": [strategy.num_replicas_in_sync, replicas],
 
 
 def test_devices_on_jax_are_one_device_and_say_so(jax_python: str) -> None:
-    found = _on_jax(jax_python, DEVICES)
+    found = _on_backend(jax_python, DEVICES)
     assert found["replicas"] == [1, 1]
     assert found["describe"] == ("training on the CPU (no GPU visible), jax backend, one "
                                  "replica, float32")
@@ -180,7 +180,7 @@ def test_a_run_on_jax_trains_resumes_and_predicts_as_an_uninterrupted_run(
     TensorFlow's tape gives for the same saved model and scan (this model's max poolings
     have no tied inputs: see :func:`ct3d.saliency.gradcam`)."""
     scenario = tiny_scenario(cohort_root, tmp_path, **{"train.epochs": 2})
-    found = _on_jax(jax_python, RUN, json.dumps(scenario.to_dict()))
+    found = _on_backend(jax_python, RUN, json.dumps(scenario.to_dict()))
     assert found["tensorflow"] is False
     _check_run(found, "jax")
     on_tf = predict(scenario.out + "/full", [found["scan"]], saliency_dir=tmp_path / "tf-maps",
@@ -200,9 +200,9 @@ def test_a_run_on_torch_trains_resumes_and_predicts_as_an_uninterrupted_run(
     the one JAX gives for the same saved model and scan (both send a max pooling's gradient
     to one of tied inputs; TensorFlow, to all)."""
     scenario = tiny_scenario(cohort_root, tmp_path, **{"train.epochs": 2})
-    found = _on_jax(sys.executable, RUN, json.dumps(scenario.to_dict()), backend="torch")
+    found = _on_backend(sys.executable, RUN, json.dumps(scenario.to_dict()), backend="torch")
     _check_run(found, "torch")
-    on_jax = _on_jax(sys.executable, PREDICT, scenario.out + "/full", found["scan"],
+    on_jax = _on_backend(sys.executable, PREDICT, scenario.out + "/full", found["scan"],
                      str(tmp_path / "jax-maps"))
     _same_map(found, on_jax)
 
@@ -217,7 +217,7 @@ def test_gpu_check_cpu_smoke_runs_on_jax_without_tensorflow(jax_python: str, tmp
             "try:\n    runpy.run_path('benchmarks/gpu_check.py', run_name='__main__')\n"
             "except SystemExit as end:\n    assert not end.code, end.code\n"
             "print('{\"tensorflow\": %s}' % str('tensorflow' in sys.modules).lower())\n")
-    found = _on_jax(jax_python, code, "--cpu-smoke", "--models", "modified_3dcnn",
+    found = _on_backend(jax_python, code, "--cpu-smoke", "--models", "modified_3dcnn",
                     "--report", "all-slices-noaug-5", "--out", str(tmp_path),
                     "--work", str(tmp_path / "work"))
     assert found == {"tensorflow": False}
