@@ -15,6 +15,7 @@ import importlib.metadata
 import importlib.util
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -47,16 +48,30 @@ def jax_python(tmp_path_factory: pytest.TempPathFactory) -> str:
     return python
 
 
-def _on_backend(python: str, code: str, *args: str, backend: str = "jax") -> dict:
-    """Run ``code`` with ``python`` on JAX (or ``backend``); its last line of output, read
-    as JSON."""
+def _start(python: str, code: str, *args: str, backend: str = "jax",
+           env: dict[str, str] | None = None) -> subprocess.Popen:
+    """Start ``code`` with ``python`` on JAX (or ``backend``), with ``env`` added."""
     env = {**os.environ, "KERAS_BACKEND": backend, "JAX_PLATFORMS": "cpu",
-           "CUDA_VISIBLE_DEVICES": ""}
+           "CUDA_VISIBLE_DEVICES": "", **(env or {})}
     env.pop("PYTHONPATH", None)
-    done = subprocess.run([python, "-c", code, *args], env=env, capture_output=True,
-                          text=True, timeout=900, cwd=ROOT)
-    assert done.returncode == 0, done.stderr[-4000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return subprocess.Popen([python, "-c", code, *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=ROOT)
+
+
+def _on_backend(python: str, code: str, *args: str, backend: str = "jax",
+                env: dict[str, str] | None = None) -> dict:
+    """Run ``code`` as :func:`_start` does; its last line of output, read as JSON."""
+    done = _start(python, code, *args, backend=backend, env=env)
+    out, err = done.communicate(timeout=900)
+    assert done.returncode == 0, err[-4000:]
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def _free_port() -> int:
+    """A TCP port free on 127.0.0.1 now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def test_the_environment_has_no_tensorflow(jax_python: str) -> None:
@@ -67,40 +82,129 @@ def test_the_environment_has_no_tensorflow(jax_python: str) -> None:
 
 
 DEVICES = """
-import json
+import json, sys, warnings
+from pathlib import Path
+
+import numpy as np
 from ct3d.engine import devices
 
+devices.configure_from_env({"CT3D_LOGICAL_CPUS": "3"})
+import keras
+from ct3d.data.inputs import evaluation_input
+from ct3d.engine.fit import PaddedValLoss, check_batch, compiled_model, share
+from ct3d.scenario import Scenario
+
+one, three = devices.make_strategy("auto"), devices.make_strategy("mirrored")
 try:
-    devices.make_strategy("mirrored")
+    check_batch(8, 4, three)
     refused = None
 except devices.DeviceError as exc:
     refused = str(exc)
-try:
-    devices.configure_from_env({"CT3D_LOGICAL_CPUS": "2"})
-    split = None
-except devices.DeviceError as exc:
-    split = str(exc)
-strategy = devices.make_strategy("auto")
-with strategy.scope():
-    replicas = devices.replicas_now()
-print(json.dumps({"replicas": [strategy.num_replicas_in_sync, replicas],
-                  "describe": devices.describe(strategy, "auto"), "refused": refused,
-                  "split": split,
-                  "jit": devices.jit_compile(False)}))
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    check_batch(8, 6, three)
+rng = np.random.default_rng(0)
+paths = [Path(sys.argv[1]) / f"scan{i}.npy" for i in range(4)]
+for path in paths:
+    np.save(path, rng.random((46, 46, 46), dtype=np.float32))
+labels = [0.0, 1.0, 0.0, 1.0]
+
+
+scenario = Scenario.preset("quick")
+keras.utils.set_random_seed(0)
+alone = compiled_model(scenario, (46, 46, 46), classes=2, steps=1)
+reference = alone.evaluate(evaluation_input(paths, labels, 6), return_dict=True, verbose=0)
+with three.scope():
+    spread = compiled_model(scenario, (46, 46, 46), classes=2, steps=1)
+    spread.set_weights(alone.get_weights())
+    batches = evaluation_input(paths, labels, 6, share(three))
+    found = spread.evaluate(batches, return_dict=True, verbose=0)
+logs = {"val_loss": found["loss"]}
+PaddedValLoss(len(paths), batches.padding).on_epoch_end(0, logs)
+print(json.dumps({"replicas": [one.num_replicas_in_sync, three.num_replicas_in_sync],
+                  "describe": [devices.describe(s, "auto") for s in (one, three)],
+                  "refused": refused, "left_out": [str(w.message) for w in caught],
+                  "padding": batches.padding, "reference": reference,
+                  "padded": found, "loss": logs["val_loss"], "jit": devices.jit_compile(False)}))
 """
 
 
-def test_devices_on_jax_are_one_device_and_say_so(jax_python: str) -> None:
-    found = _on_backend(jax_python, DEVICES)
-    assert found["replicas"] == [1, 1]
-    assert found["describe"] == ("training on the CPU (no GPU visible), jax backend, one "
-                                 "replica, float32")
-    assert found["refused"] == ("train.strategy='mirrored' uses tf.distribute, which needs the "
-                                "TensorFlow backend; on jax ct3d trains on one device "
-                                "(train.strategy: auto or default)")
-    assert found["split"] == ("CT3D_LOGICAL_CPUS splits TensorFlow's CPU for tf.distribute; "
-                              "the jax backend has no such split: unset it")
+def test_devices_on_jax_split_the_cpu_and_evaluate_padded_batches_exactly(
+    jax_python: str, tmp_path: Path,
+) -> None:
+    """``CT3D_LOGICAL_CPUS=3`` gives ``keras.distribution.DataParallel`` over 3 CPU devices;
+    4 validation scans in a batch of 6 are filled up with 2 copies weighed 0: the metrics
+    are those of one device, and so is the loss once :class:`PaddedValLoss` rescales it."""
+    found = _on_backend(jax_python, DEVICES, str(tmp_path))
+    assert found["replicas"] == [1, 3]
+    assert found["describe"] == [
+        f"training on the CPU (no GPU visible), jax backend, {n}, float32"
+        for n in ("one replica", "3 replicas")]
+    assert found["refused"] == ("train.batch_size=4 is not a multiple of the 3 devices; JAX "
+                                "splits every batch evenly between them: use a multiple of 3")
+    assert found["left_out"] == ["8 training scans in batches of 6 split evenly between 3 "
+                                 "devices: each epoch leaves 2 scan(s) out (other ones each "
+                                 "epoch: the order changes)"]
+    assert found["padding"] == 2
+    reference, padded = found["reference"], found["padded"]
+    assert padded["auc"] == pytest.approx(reference["auc"], abs=1e-6)
+    assert padded["accuracy"] == pytest.approx(reference["accuracy"], abs=1e-6)
+    assert padded["mse"] == pytest.approx(reference["mse"], rel=1e-5)
+    assert padded["loss"] == pytest.approx(reference["loss"] * 4 / 6, rel=1e-5)
+    assert found["loss"] == pytest.approx(reference["loss"], rel=1e-5)
     assert found["jit"] is True
+
+
+DATA_PARALLEL = """
+import csv, json, os, sys
+from ct3d.engine import run
+from ct3d.scenario import Scenario
+
+scenario = Scenario.from_dict(json.loads(sys.argv[1]))
+found = {}
+for strategy in sys.argv[2:]:
+    out = f"{scenario.out}/{strategy}"
+    metrics = run(scenario.with_overrides({"train.strategy": strategy}), out=out,
+                  verbose=0).metrics
+    rows = []
+    if os.path.exists(out):
+        with open(f"{out}/predictions.csv", newline="") as f:
+            rows = [float(r["probability"]) for r in csv.DictReader(f)]
+    found[strategy] = {"trained_on": metrics["trained_on"], "probabilities": rows,
+                       "loss": metrics["parts"]["train"]["loss"]}
+print(json.dumps(found))
+"""
+
+
+@pytest.mark.slow
+def test_data_parallel_on_jax_two_devices_and_two_processes_train_as_one_device(
+    jax_python: str, cohort_root: Path, tmp_path: Path,
+) -> None:
+    """The tiny run (flip augmentation) on one CPU device, on two (``mirrored``, one
+    process) and on two processes of one device each (``multi_worker``, joined through
+    ``KERAS_DISTRIBUTION_*`` on 127.0.0.1): the same predictions, up to float rounding."""
+    scenario = tiny_scenario(cohort_root, tmp_path, **{"train.epochs": 1})
+    arg = json.dumps(scenario.to_dict())
+    one_process = _on_backend(jax_python, DATA_PARALLEL, arg, "default", "mirrored",
+                              env={"CT3D_LOGICAL_CPUS": "2"})
+    cluster = {"KERAS_DISTRIBUTION_JOB_ADDRESSES": f"127.0.0.1:{_free_port()}",
+               "KERAS_DISTRIBUTION_NUM_PROCESSES": "2"}
+    worker = _start(jax_python, DATA_PARALLEL, arg, "multi_worker",
+                    env={**cluster, "KERAS_DISTRIBUTION_PROCESS_ID": "1"})
+    chief = _on_backend(jax_python, DATA_PARALLEL, arg, "multi_worker",
+                        env={**cluster, "KERAS_DISTRIBUTION_PROCESS_ID": "0"})
+    out, err = worker.communicate(timeout=300)
+    assert worker.returncode == 0, err[-4000:]
+    other = json.loads(out.strip().splitlines()[-1])
+    runs = {**one_process, "cluster": chief["multi_worker"]}
+    assert [r["trained_on"] for r in runs.values()] == [
+        f"training on the CPU (no GPU visible), jax backend, {n}, float32"
+        for n in ("one replica", "2 replicas", "2 replicas on 2 workers")]
+    reference = runs["default"]["probabilities"]
+    assert len(reference) == 16
+    for found in runs.values():
+        assert found["probabilities"] == pytest.approx(reference, abs=1e-4)
+    assert other["multi_worker"]["loss"] == pytest.approx(chief["multi_worker"]["loss"])
 
 
 RUN = """

@@ -16,7 +16,7 @@ import pytest
 
 from ct3d.augment import build_augment
 from ct3d.data.batches import CachedBatches
-from ct3d.data.order import epoch_order
+from ct3d.data.order import Share, epoch_batches, epoch_order
 from ct3d.data.pipeline import eval_dataset, training_dataset
 
 AUGMENT = ["flip", "rotate", "contrast", "gaussian_noise"]
@@ -82,6 +82,46 @@ def test_without_shuffle_it_is_the_evaluation_input(cached: tuple[list[Path], li
           _batches(eval_dataset(paths, labels, 4)))
     with pytest.raises(IndexError, match="batch 2 of 2"):
         ordered[2]
+
+
+def test_epoch_batches_cut_the_last_batch_to_a_multiple_of_the_devices() -> None:
+    sizes = {n: [b.stop - b.start for b in epoch_batches(n, 4, 2)] for n in (7, 8, 9, 1, 0)}
+    assert sizes == {7: [4, 2], 8: [4, 4], 9: [4, 4], 1: [], 0: []}
+    assert epoch_batches(7, 4) == [slice(0, 4), slice(4, 7)]
+    with pytest.raises(ValueError, match="batch size 3 is not a multiple of 2"):
+        epoch_batches(7, 3, 2)
+
+
+def test_shares_of_two_processes_make_up_the_one_process_batches(
+    cached: tuple[list[Path], list[float]],
+) -> None:
+    """Two processes of two devices each (4 devices): training batches of 4 scans, each
+    process given its half, augmented as one process would (the whole batch's draws); the
+    7th scan sits out each epoch. Evaluation: 7 scans in batches of 4 filled up to 8 with a
+    copy of the last one, weighed 0."""
+    paths, labels = cached
+    augment = build_augment(AUGMENT)
+    whole = CachedBatches(paths, labels, 4, seed=2, augment=augment, epochs=2,
+                          share=Share(devices=4))
+    halves = [CachedBatches(paths, labels, 4, seed=2, augment=augment, epochs=2,
+                            share=Share(4, process, 2)) for process in (0, 1)]
+    assert whole.steps == halves[0].steps == 1 and len(whole) == 2
+    for i in range(len(whole)):
+        x, y = whole[i]
+        assert x.shape[0] == 4
+        (x0, y0), (x1, y1) = halves[0][i], halves[1][i]
+        np.testing.assert_allclose(np.concatenate([x0, x1]), x, atol=1e-6)
+        np.testing.assert_array_equal(np.concatenate([y0, y1]), y)
+    alone = CachedBatches(paths, labels, 4, seed=2, augment=augment, epochs=2)
+    np.testing.assert_allclose(alone[0][0], whole[0][0], atol=1e-6)  # same draws, same scans
+    evaluation = [CachedBatches(paths, labels, 4, shuffle=False, share=Share(4, process, 2))
+                  for process in (0, 1)]
+    assert evaluation[0].padding == 1
+    (xa, ya, wa), (xb, yb, wb) = evaluation[0][1], evaluation[1][1]
+    assert wa.tolist() == [1, 1] and wb.tolist() == [1, 0]
+    np.testing.assert_array_equal(xb[1], xb[0])  # the copy of scan 6
+    assert np.concatenate([ya, yb]).tolist() == [labels[4], labels[5], labels[6], labels[6]]
+    np.testing.assert_array_equal(xa[0][..., 0], np.load(paths[4]))
 
 
 def test_fit_reads_the_batches_in_order_across_epochs(cached: tuple[list[Path], list[float]]

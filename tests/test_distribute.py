@@ -177,12 +177,12 @@ def _fake_strategy(task_type: str, task_id: int, replicas: int = 1,
 
 def test_first_batch_must_split_evenly_between_workers() -> None:
     two = ["127.0.0.1:1", "127.0.0.1:2"]
-    check_batch(4, _fake_strategy("worker", 0, 2, worker=two))
+    check_batch(9, 4, _fake_strategy("worker", 0, 2, worker=two))
     with pytest.raises(devices.DeviceError, match=r"first training batch \(3 scans.*multiple "
                                                   r"of the 2 replicas; with train.strategy"):
-        check_batch(3, _fake_strategy("worker", 1, 2, worker=two))
+        check_batch(3, 4, _fake_strategy("worker", 1, 2, worker=two))
     with pytest.warns(UserWarning, match="2 replicas: the replicas get unequal parts"):
-        check_batch(3, SimpleNamespace(num_replicas_in_sync=2))
+        check_batch(3, 4, SimpleNamespace(num_replicas_in_sync=2))
 
 
 @pytest.mark.slow
@@ -286,6 +286,27 @@ def test_strategies_and_chief(monkeypatch: pytest.MonkeyPatch) -> None:
     assert not devices.is_chief(_fake_strategy("worker", 0, chief=["127.0.0.1:3"], worker=two))
     assert devices.num_workers(_fake_strategy("chief", 0, chief=["127.0.0.1:3"], worker=two)) == 3
     assert devices.num_workers(devices.make_strategy("default")) == 1
+
+
+def test_other_backends_refuse_what_they_cannot_split(monkeypatch: pytest.MonkeyPatch) -> None:
+    """PyTorch: one device only; JAX: the cluster variables first, and the process index
+    says who writes the run folder (the JAX strategies themselves: tests/test_backends.py)."""
+    monkeypatch.setattr(devices, "keras_backend", lambda: "torch")
+    with pytest.raises(devices.DeviceError, match="Keras has no distribution for the torch "
+                                                  "backend; ct3d trains on one device there"):
+        devices.make_strategy("mirrored")
+    assert isinstance(devices.make_strategy("auto"), devices.OneDevice)
+    with pytest.raises(devices.DeviceError, match="the torch backend has no such split"):
+        devices.configure_logical_cpus(2)
+    monkeypatch.setattr(devices, "keras_backend", lambda: "jax")
+    for name in devices.JAX_CLUSTER_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("KERAS_DISTRIBUTION_NUM_PROCESSES", "2")
+    with pytest.raises(devices.DeviceError, match="not set: KERAS_DISTRIBUTION_JOB_ADDRESSES, "
+                                                  "KERAS_DISTRIBUTION_PROCESS_ID$"):
+        devices.make_strategy("multi_worker")
+    assert devices.chief_from_env("multi_worker", {"KERAS_DISTRIBUTION_PROCESS_ID": "0"})
+    assert not devices.chief_from_env("multi_worker", {"KERAS_DISTRIBUTION_PROCESS_ID": "1"})
 
 
 def test_auto_precision_needs_tensor_core_gpus(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,14 +1,17 @@
-"""Devices: logical CPUs, the ``tf.distribute`` strategy and the mixed-precision policy.
+"""Devices: logical CPUs, the distribution strategy and the mixed-precision policy.
 
 One concern per function, each reading its choice from the scenario's ``train`` section:
 
 * :func:`configure_from_env` applies ``CT3D_LOGICAL_CPUS=N`` (split the CPU into N logical
   devices, so that ``strategy: mirrored`` can be tried without GPUs). It must run before
-  TensorFlow initialises its devices; ``ct3d`` calls it first thing.
+  the backend initialises its devices; ``ct3d`` calls it first thing.
 * :func:`make_strategy` turns ``train.strategy`` into a strategy: ``auto`` (several GPUs:
-  ``MirroredStrategy``; else the default strategy), ``default``, ``mirrored`` (every GPU, or
-  every logical CPU when there is no GPU) or ``multi_worker``
-  (``MultiWorkerMirroredStrategy`` over the cluster in ``TF_CONFIG``).
+  all of them; else one device), ``default``, ``mirrored`` (every GPU, or every logical CPU
+  when there is no GPU) or ``multi_worker`` (several processes, usually on several hosts).
+  On TensorFlow these are ``tf.distribute``'s ``MirroredStrategy`` and
+  ``MultiWorkerMirroredStrategy`` (cluster in ``TF_CONFIG``); on JAX,
+  ``keras.distribution.DataParallel`` (:class:`DataParallel`; cluster in the
+  ``KERAS_DISTRIBUTION_*`` variables); PyTorch trains on one device.
 * :func:`resolve_precision` turns ``train.mixed_precision`` into a Keras dtype policy name and
   :func:`dtype_policy` sets it for the duration of model building only.
 
@@ -33,6 +36,8 @@ from ct3d.backend import import_tensorflow, keras_backend
 from ct3d.errors import Ct3dError
 
 LOGICAL_CPUS_ENV = "CT3D_LOGICAL_CPUS"
+JAX_CLUSTER_ENV = ("KERAS_DISTRIBUTION_JOB_ADDRESSES", "KERAS_DISTRIBUTION_NUM_PROCESSES",
+                   "KERAS_DISTRIBUTION_PROCESS_ID")
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker")
 PRECISIONS = ("auto", "off", "mixed_float16", "mixed_bfloat16")
 
@@ -66,10 +71,12 @@ def configure_from_env(environ: Mapping[str, str] | None = None) -> int | None:
 
 
 def configure_logical_cpus(n: int) -> None:
-    """Split the first physical CPU into ``n`` logical devices (``/device:CPU:0`` .. ``n-1``).
+    """Split the first physical CPU into ``n`` logical devices (``/device:CPU:0`` .. ``n-1``;
+    on JAX, through ``XLA_FLAGS``: ``n`` CPU devices).
 
     Raises :class:`DeviceError` when TensorFlow has already initialised its devices with a
-    different number of logical CPUs (the split can only be made before that).
+    different number of logical CPUs (the split can only be made before that; on JAX,
+    :func:`make_strategy` finds out).
 
     Example:
         >>> configure_logical_cpus(0)
@@ -79,9 +86,15 @@ def configure_logical_cpus(n: int) -> None:
     """
     if n < 1:
         raise DeviceError(f"the number of logical CPUs must be >= 1; got {n}")
-    if keras_backend() != "tensorflow":
-        raise DeviceError(f"{LOGICAL_CPUS_ENV} splits TensorFlow's CPU for tf.distribute; the "
-                          f"{keras_backend()} backend has no such split: unset it")
+    backend = keras_backend()
+    if backend == "jax":
+        flags = [f for f in os.environ.get("XLA_FLAGS", "").split()
+                 if not f.startswith(_JAX_CPUS_FLAG)]
+        os.environ["XLA_FLAGS"] = " ".join([*flags, f"{_JAX_CPUS_FLAG}={n}"])
+        return
+    if backend != "tensorflow":
+        raise DeviceError(f"{LOGICAL_CPUS_ENV} splits the CPU for data-parallel training on "
+                          f"TensorFlow or JAX; the {backend} backend has no such split: unset it")
     tf = import_tensorflow()
 
     cpu = tf.config.list_physical_devices("CPU")[0]
@@ -99,6 +112,36 @@ def configure_logical_cpus(n: int) -> None:
                 f"CPU(s); the split must happen before that (set the variable before starting "
                 f"Python or the notebook kernel, or call ct3d.engine.devices.configure_from_env() "
                 f"before anything else)") from None
+
+
+_JAX_CPUS_FLAG = "--xla_force_host_platform_device_count"
+
+
+class DataParallel:
+    """``train.strategy`` ``mirrored`` or ``multi_worker`` (or ``auto`` on several GPUs) on
+    JAX: ``keras.distribution.DataParallel`` over ``devices`` (those of every process), the
+    model replicated, every batch split evenly between the devices; each process feeds its
+    own part of every batch (:meth:`share`).
+
+    Example::
+
+        strategy = DataParallel(jax.devices())
+        with strategy.scope():
+            model = build_and_compile()
+    """
+
+    def __init__(self, devices: list[Any]) -> None:
+        import jax
+        import keras
+
+        self.distribution = keras.distribution.DataParallel(devices=devices,
+                                                            auto_shard_dataset=False)
+        self.num_replicas_in_sync = len(devices)
+        self.process, self.processes = jax.process_index(), jax.process_count()
+
+    def scope(self) -> contextlib.AbstractContextManager[Any]:
+        """A block in which models are built, trained and evaluated on every device."""
+        return self.distribution.scope()
 
 
 class OneDevice:
@@ -169,13 +212,17 @@ def set_deterministic() -> None:
 
 
 def make_strategy(name: str) -> Any:
-    """The ``tf.distribute`` strategy for ``train.strategy`` (one per name and process).
+    """The strategy for ``train.strategy`` (one per name and process).
 
     ``auto``: ``MirroredStrategy`` over every GPU when more than one is visible, else the
     default strategy. ``default``: the current strategy (the default one: one device).
     ``mirrored``: ``MirroredStrategy`` over every GPU or, without GPUs, over every logical
     CPU (see :func:`configure_from_env`). ``multi_worker``: ``MultiWorkerMirroredStrategy``
     over the cluster in ``TF_CONFIG``; it must be created before TensorFlow starts.
+
+    On JAX the same names give :class:`DataParallel` (over every GPU, every logical CPU, or
+    every device of the cluster in the ``KERAS_DISTRIBUTION_*`` variables) or
+    :class:`OneDevice`; on PyTorch only ``auto`` and ``default`` (one device) are possible.
 
     Example:
         >>> make_strategy("default").num_replicas_in_sync
@@ -188,12 +235,14 @@ def make_strategy(name: str) -> Any:
     if name not in STRATEGIES:
         raise DeviceError(f"unknown strategy {name!r}; known: {', '.join(STRATEGIES)}")
     backend = keras_backend()
+    if backend == "jax":
+        return _jax_strategy(name)
     if backend != "tensorflow":
         if name in ("auto", "default"):
             return OneDevice()
-        raise DeviceError(f"train.strategy={name!r} uses tf.distribute, which needs the "
-                          f"TensorFlow backend; on {backend} ct3d trains on one device "
-                          f"(train.strategy: auto or default)")
+        raise DeviceError(f"train.strategy={name!r}: Keras has no distribution for the "
+                          f"{backend} backend; ct3d trains on one device there "
+                          f"(train.strategy: auto or default), or use TensorFlow or JAX")
     import tensorflow as tf
 
     gpus = tf.config.list_physical_devices("GPU")
@@ -204,6 +253,49 @@ def make_strategy(name: str) -> Any:
     if name not in _strategies:
         _strategies[name] = _mirrored(gpus) if name == "mirrored" else _multi_worker()
     return _strategies[name]
+
+
+def _jax_strategy(name: str) -> Any:
+    """``train.strategy`` on JAX (see :func:`make_strategy`)."""
+    if name == "default":
+        return OneDevice()
+    if name in _strategies:
+        return _strategies[name]
+    import jax
+
+    if name == "multi_worker":
+        _jax_cluster()
+    elif name == "auto":
+        gpus = [d for d in jax.devices() if d.platform == "gpu"]
+        return DataParallel(gpus) if len(gpus) > 1 else OneDevice()
+    wanted = os.environ.get(LOGICAL_CPUS_ENV, "").strip()
+    cpus = len(jax.local_devices(backend="cpu"))
+    if wanted.isdigit() and not visible_gpus() and cpus != int(wanted):
+        raise DeviceError(
+            f"{LOGICAL_CPUS_ENV}={wanted}: JAX has already started with {cpus} CPU device(s); "
+            f"the split must happen before that (set the variable before starting Python or "
+            f"the notebook kernel, or call ct3d.engine.devices.configure_from_env() first)")
+    _strategies[name] = DataParallel(jax.devices())
+    return _strategies[name]
+
+
+def _jax_cluster() -> None:
+    """Join the processes of a JAX cluster (``keras.distribution.initialize`` from the
+    ``KERAS_DISTRIBUTION_*`` variables); collectives between CPUs go through Gloo."""
+    missing = [v for v in JAX_CLUSTER_ENV if not os.environ.get(v, "").strip()]
+    if missing:
+        raise DeviceError(f"train.strategy=multi_worker on JAX needs {', '.join(JAX_CLUSTER_ENV)} "
+                          f"(the coordinator's host:port, the number of processes, this one's "
+                          f"index from 0); not set: {', '.join(missing)}")
+    import jax
+    import keras
+
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    try:
+        keras.distribution.initialize()
+    except RuntimeError as exc:
+        raise DeviceError(f"cannot join the JAX cluster ({exc}); it must be joined before "
+                          f"JAX runs anything (start a fresh process or kernel)") from None
 
 
 def _mirrored(gpus: list[Any]) -> Any:
@@ -278,6 +370,8 @@ def is_chief(strategy: Any) -> bool:
         >>> is_chief(make_strategy("default"))
         True
     """
+    if isinstance(strategy, DataParallel):
+        return strategy.process == 0
     resolver = getattr(strategy, "cluster_resolver", None)
     if resolver is None:
         return True
@@ -286,9 +380,9 @@ def is_chief(strategy: Any) -> bool:
 
 def chief_from_env(strategy: str, environ: Mapping[str, str] | None = None) -> bool:
     """What :func:`is_chief` will say once ``strategy`` (``train.strategy``) is made, read
-    from ``TF_CONFIG`` without starting TensorFlow (so that a run folder can be checked
-    before it does). A malformed ``TF_CONFIG`` counts as chief: making the strategy then
-    reports it.
+    from ``TF_CONFIG`` (on JAX, ``KERAS_DISTRIBUTION_PROCESS_ID``) without starting the
+    backend (so that a run folder can be checked before it does). A malformed ``TF_CONFIG``
+    counts as chief: making the strategy then reports it.
 
     Example:
         >>> config = json.dumps({"cluster": {"worker": ["a:1", "b:1"]},
@@ -298,8 +392,11 @@ def chief_from_env(strategy: str, environ: Mapping[str, str] | None = None) -> b
     """
     if strategy != "multi_worker":
         return True
+    environ = os.environ if environ is None else environ
+    if keras_backend() == "jax":
+        return environ.get(JAX_CLUSTER_ENV[2], "").strip() in ("", "0")
     try:
-        config = json.loads((os.environ if environ is None else environ).get("TF_CONFIG", ""))
+        config = json.loads(environ.get("TF_CONFIG", ""))
         task = config["task"]
         return chief_task(task.get("type"), int(task.get("index", 0)), config["cluster"])
     except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
@@ -313,6 +410,8 @@ def num_workers(strategy: Any) -> int:
         >>> num_workers(make_strategy("default"))
         1
     """
+    if isinstance(strategy, DataParallel):
+        return strategy.processes
     resolver = getattr(strategy, "cluster_resolver", None)
     if resolver is None:
         return 1
@@ -323,13 +422,18 @@ def num_workers(strategy: Any) -> int:
 def wait_for_workers(strategy: Any) -> None:
     """Return once every worker of a multi-worker strategy has called this (at once if one).
 
-    The chief runs TensorFlow's coordination service: a worker still busy when the chief's
-    process ends loses it, so every worker passes this point before leaving a run.
+    The chief runs the coordination service (TensorFlow's, or JAX's): a worker still busy
+    when the chief's process ends loses it, so every worker passes this point before leaving
+    a run.
 
     Example:
         >>> wait_for_workers(make_strategy("default"))  # one worker: returns at once
     """
-    if num_workers(strategy) > 1:
+    if num_workers(strategy) > 1 and isinstance(strategy, DataParallel):
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices("ct3d: run finished")
+    elif num_workers(strategy) > 1:
         import tensorflow as tf
 
         strategy.reduce("SUM", strategy.run(lambda: tf.constant(1.0)), axis=None)

@@ -17,7 +17,6 @@ Example::
 
 from __future__ import annotations
 
-import math
 import warnings
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from sklearn.utils.class_weight import compute_class_weight
 from ct3d.augment import build_augment
 from ct3d.augment.device import AUGMENT_LAYER, with_augment
 from ct3d.data import inputs, pipeline
+from ct3d.data.order import Share, epoch_batches
 from ct3d.engine import devices, phases
 from ct3d.engine.parts import FoldResult, Part
 from ct3d.engine.state import EpochState
@@ -36,8 +36,8 @@ from ct3d.models import build_model, load_model
 from ct3d.models.loading import walk_layers
 from ct3d.scenario import Scenario, TrainSpec
 
-__all__ = ["check_batch", "class_weights", "compiled_model", "make_optimizer", "predict_part",
-           "train_fold", "unfrozen"]
+__all__ = ["PaddedValLoss", "check_batch", "class_weights", "compiled_model", "make_optimizer",
+           "predict_part", "share", "train_fold", "unfrozen"]
 
 
 def make_optimizer(train: TrainSpec, total_steps: int, scale: float = 1.0) -> Any:
@@ -90,7 +90,11 @@ def _compile(model: Any, t: TrainSpec, classes: int, total_steps: int, scale: fl
     else:
         loss = "sparse_categorical_crossentropy"
         metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
-    model.compile(optimizer=make_optimizer(t, total_steps, scale), loss=loss, metrics=metrics,
+    # Under JAX's data parallelism, evaluation batches are filled up with copies weighed 0
+    # (see ct3d.data.batches): the metrics must heed sample weights to leave them out.
+    spread = keras.distribution.distribution() is not None
+    model.compile(optimizer=make_optimizer(t, total_steps, scale), loss=loss,
+                  **{"weighted_metrics" if spread else "metrics": metrics},
                   jit_compile=devices.jit_compile(t.jit_compile))
 
 
@@ -122,10 +126,38 @@ def class_weights(rule: str, labels: np.ndarray, classes: int) -> dict[int, floa
     return {c: by_class.get(c, 1.0) for c in range(classes)}
 
 
-def check_batch(first: int, strategy: Any) -> None:
-    """Warn when the replicas get unequal parts of a batch; on several workers, refuse
-    (Keras builds the model from the first batch, which must have one shape everywhere)."""
+def share(strategy: Any) -> Share:
+    """How each batch is split under ``strategy``: between the devices and processes of
+    JAX's :class:`~ct3d.engine.devices.DataParallel`; not at all on one device and under
+    ``tf.distribute`` (which splits batches itself)."""
+    if isinstance(strategy, devices.DataParallel):
+        return Share(strategy.num_replicas_in_sync, strategy.process, strategy.processes)
+    return Share()
+
+
+def check_batch(scans: int, batch_size: int, strategy: Any) -> None:
+    """Check how ``scans`` training scans in batches of ``batch_size`` split between the
+    replicas of ``strategy``.
+
+    ``tf.distribute``: warn when the replicas get unequal parts of the first batch; on
+    several workers, refuse (Keras builds the model from the first batch, which must have
+    one shape everywhere). JAX's data parallelism (equal parts only): refuse a
+    ``batch_size`` that is not a multiple of the replicas, and warn when each epoch leaves
+    scans out to cut its last batch down to one (:func:`~ct3d.data.order.epoch_batches`).
+    """
     replicas = strategy.num_replicas_in_sync
+    if isinstance(strategy, devices.DataParallel):
+        if batch_size % replicas:
+            raise devices.DeviceError(
+                f"train.batch_size={batch_size} is not a multiple of the {replicas} devices; "
+                f"JAX splits every batch evenly between them: use a multiple of {replicas}")
+        left = scans - sum(b.stop - b.start for b in epoch_batches(scans, batch_size, replicas))
+        if left:
+            warnings.warn(f"{scans} training scans in batches of {batch_size} split evenly "
+                          f"between {replicas} devices: each epoch leaves {left} scan(s) out "
+                          f"(other ones each epoch: the order changes)", stacklevel=3)
+        return
+    first = min(batch_size, scans)
     if first % replicas == 0:
         return
     problem = (f"the first training batch ({first} scans: train.batch_size, or fewer "
@@ -146,19 +178,22 @@ def train_fold(
     state = EpochState(fold_dir, t.monitor, t.patience,
                        devices.resolve_precision(t.mixed_precision))
     train = data["train"]
-    steps = math.ceil(len(train.cached) / t.batch_size)
-    check_batch(min(t.batch_size, len(train.cached)), strategy)
+    split = share(strategy)
+    check_batch(len(train.cached), t.batch_size, strategy)
+    steps = len(epoch_batches(len(train.cached), t.batch_size, split.devices))
     if not state.finished(t.epochs):
         keras.utils.set_random_seed(scenario.seed + fold)
         shape = pipeline.input_shape([p for part in data.values() for p in part.cached])
         augment = build_augment(scenario.augment)
-        val_ds = (inputs.evaluation_input(data["val"].cached, data["val"].labels, t.batch_size)
-                  if "val" in data else None)
+        val_ds = (inputs.evaluation_input(data["val"].cached, data["val"].labels, t.batch_size,
+                                          split) if "val" in data else None)
         callbacks: list[Any] = [state, *extra_callbacks]
         if t.schedule == "plateau":
             callbacks.insert(0, keras.callbacks.ReduceLROnPlateau(
                 monitor=t.monitor, factor=t.plateau_factor, patience=t.plateau_patience,
                 mode=state.mode, verbose=0))
+        if getattr(val_ds, "padding", 0):  # first: the others see the true val_loss
+            callbacks.insert(0, PaddedValLoss(len(data["val"].cached), val_ds.padding))
         seed = scenario.seed + fold
         with strategy.scope():
             model = state.load_last()
@@ -180,7 +215,7 @@ def train_fold(
                     model.get_layer(AUGMENT_LAYER).batches.assign(state.epoch * steps)
                 train_ds = inputs.training_input(
                     train.cached, train.labels, t.batch_size, seed,
-                    None if on_device else augment or None, end, state.epoch)
+                    None if on_device else augment or None, end, state.epoch, split)
                 _build_compiled(model, train_ds)
                 model.fit(train_ds, epochs=end, initial_epoch=state.epoch,
                           steps_per_epoch=steps, validation_data=val_ds, callbacks=callbacks,
@@ -198,12 +233,28 @@ def _build_compiled(model: Any, batches: Any) -> None:
     On JAX and PyTorch, Keras builds them in ``fit`` on the first batch it draws from its own
     iterator, which then goes on from the second: the run would start at batch 1, unlike
     ``tf.data`` on TensorFlow, and unlike ``train.augment_on: device``, whose batch count
-    starts at 0. Evaluating one scan first builds them (no weight changes).
+    starts at 0. Evaluating one scan (one per device) first builds them (no weight
+    changes).
     """
     if keras.backend.backend() == "tensorflow" or not isinstance(batches, keras.utils.PyDataset):
         return
     x, y = batches[0]
-    model.evaluate(x[:1], y[:1], verbose=0)
+    scans = batches.share.devices // batches.share.processes  # this process' devices
+    model.evaluate(x[:scans], y[:scans], batch_size=scans, verbose=0)
+
+
+class PaddedValLoss(keras.callbacks.Callback):
+    """``val_loss`` over the ``scans`` validation scans alone, where the evaluation batches
+    were filled up with ``padding`` copies weighed 0 (metrics are exact; Keras' mean loss
+    divides by every scan of a batch, copies included)."""
+
+    def __init__(self, scans: int, padding: int) -> None:
+        super().__init__()
+        self.factor = (scans + padding) / scans
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if logs and "val_loss" in logs:
+            logs["val_loss"] = float(logs["val_loss"]) * self.factor
 
 
 def predict_part(model: Any, part: Part, batch_size: int) -> np.ndarray:
