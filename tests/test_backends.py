@@ -92,6 +92,7 @@ devices.configure_from_env({"CT3D_LOGICAL_CPUS": "3"})
 import keras
 from ct3d.data.inputs import evaluation_input
 from ct3d.engine.fit import PaddedValLoss, check_batch, compiled_model, share
+from ct3d.engine.state import EpochState
 from ct3d.scenario import Scenario
 
 one, three = devices.make_strategy("auto"), devices.make_strategy("mirrored")
@@ -121,11 +122,27 @@ with three.scope():
     found = spread.evaluate(batches, return_dict=True, verbose=0)
 logs = {"val_loss": found["loss"]}
 PaddedValLoss(len(paths), batches.padding).on_epoch_end(0, logs)
+
+half = compiled_model(scenario.with_overrides({"train.mixed_precision": "mixed_float16"}),
+                      (46, 46, 46), classes=2, steps=1)
+half.fit(evaluation_input(paths, labels, 4), epochs=1, verbose=0)
+(Path(sys.argv[1]) / "state").mkdir()
+half.save(Path(sys.argv[1]) / "state" / "last-1.keras")
+(Path(sys.argv[1]) / "state" / "state.json").write_text(json.dumps({
+    "epoch": 1, "best": 0.5, "wait": 0, "stopped": False, "best_file": "last-1.keras",
+    "last_file": "last-1.keras"}))
+loaded = EpochState(Path(sys.argv[1]), "val_loss", 5, "mixed_float16").load_last()
+fp16 = {"optimizer": type(loaded.optimizer).__name__,
+        "steps": int(loaded.optimizer.iterations) == int(half.optimizer.iterations),
+        "conv": loaded.get_layer("block1_conv").compute_dtype,
+        "out": loaded.get_layer("probability").compute_dtype,
+        "scale": float(loaded.optimizer.dynamic_scale) == float(half.optimizer.dynamic_scale)}
 print(json.dumps({"replicas": [one.num_replicas_in_sync, three.num_replicas_in_sync],
                   "describe": [devices.describe(s, "auto") for s in (one, three)],
                   "refused": refused, "left_out": [str(w.message) for w in caught],
                   "padding": batches.padding, "reference": reference,
-                  "padded": found, "loss": logs["val_loss"], "jit": devices.jit_compile(False)}))
+                  "padded": found, "loss": logs["val_loss"], "fp16": fp16,
+                  "jit": devices.jit_compile(False)}))
 """
 
 
@@ -134,7 +151,8 @@ def test_devices_on_jax_split_the_cpu_and_evaluate_padded_batches_exactly(
 ) -> None:
     """``CT3D_LOGICAL_CPUS=3`` gives ``keras.distribution.DataParallel`` over 3 CPU devices;
     4 validation scans in a batch of 6 are filled up with 2 copies weighed 0: the metrics
-    are those of one device, and so is the loss once :class:`PaddedValLoss` rescales it."""
+    are those of one device, and so is the loss once :class:`PaddedValLoss` rescales it.
+    ``mixed_float16`` trains with loss scaling and resumes with it."""
     found = _on_backend(jax_python, DEVICES, str(tmp_path))
     assert found["replicas"] == [1, 3]
     assert found["describe"] == [
@@ -152,6 +170,8 @@ def test_devices_on_jax_split_the_cpu_and_evaluate_padded_batches_exactly(
     assert padded["mse"] == pytest.approx(reference["mse"], rel=1e-5)
     assert padded["loss"] == pytest.approx(reference["loss"] * 4 / 6, rel=1e-5)
     assert found["loss"] == pytest.approx(reference["loss"], rel=1e-5)
+    assert found["fp16"] == {"optimizer": "LossScaleOptimizer", "steps": True,
+                             "conv": "float16", "out": "float32", "scale": True}
     assert found["jit"] is True
 
 
