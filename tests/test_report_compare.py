@@ -129,6 +129,8 @@ def test_quick_pages_name_the_epochs_run_and_open_with_the_banner(
     assert heading.startswith(banner) and heading.endswith(
         "<h1>all-slices-aug-25 (quick: 2 epochs)</h1>")
     assert page_heading("all-slices-aug-25", epochs=[2]) == "<h1>all-slices-aug-25</h1>"
+    assert page_heading("s", verdict="AUC 0.97 [0.94–0.99] & more") == (
+        "<h1>s</h1><p><b>AUC 0.97 [0.94–0.99] &amp; more</b></p>")
 
 
 def test_run_size_counts_the_scans_used_and_each_models_epochs(tmp_path: Path) -> None:

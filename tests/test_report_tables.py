@@ -29,6 +29,7 @@ from ct3d.report import (
     split_counts,
     thesis_table,
     to_html,
+    verdict,
 )
 from ct3d.report.compare import part_value
 from ct3d.report.text import AUC_NOTE
@@ -232,6 +233,30 @@ def test_format_table_is_the_plain_text_metrics_table(runs: dict[str, Run]) -> N
     k = runs["kfold"].metrics
     assert describe_evaluation(k).startswith("evaluated on: out-of-fold (n = 12)")
     assert describe_evaluation(k).endswith(", 3 model(s)")
+
+
+def test_the_verdict_line_reads_the_evaluated_part_and_its_interval(
+    runs: dict[str, Run],
+) -> None:
+    m = runs["holdout"].metrics
+    low, high = m["ci"]["auc"]
+    assert verdict(m) == (f"AUC {m['auc']:.2f} [{low:.2f}–{high:.2f}] on 8 held-out test "
+                          f"scans: " + ("better than chance" if low > 0.5 else
+                                        "not distinguishable from chance") + ".")
+    k = runs["kfold"].metrics
+    assert verdict(k, synthetic=True).startswith(f"AUC {k['auc']:.2f}")
+    assert " on 12 scans predicted out of fold of synthetic data (not MosMedData)" in verdict(
+        k, synthetic=True)
+    worse = {"evaluated_on": "test", "n": 30, "auc": 0.2, "ci": {"auc": [0.1, 0.4]}}
+    assert verdict(worse).endswith(": worse than chance.")
+    assert verdict({**worse, "ci": None}) == ("AUC 0.20 on 30 held-out test scans (no "
+                                              "interval: too few scans).")
+    assert verdict({**worse, "auc": None}) == "accuracy undefined on 30 held-out test scans."
+    three = {"evaluated_on": "val", "n": 10, "auc": None, "accuracy": 0.9,
+             "ci": {"accuracy": [0.7, 1.0]}, "confusion_matrix": [[5, 0, 0], [0, 3, 0], [1, 0, 1]]}
+    assert verdict(three) == ("accuracy 0.90 [0.70–1.00] on 10 validation scans (no test "
+                              "part): better than always answering the most common class "
+                              "(0.50).")
 
 
 def test_single_class_has_no_auc_and_table_shows_dash() -> None:

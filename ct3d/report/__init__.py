@@ -13,7 +13,8 @@ these functions; each returns plain data, a pandas DataFrame, HTML text or a Mat
   report's HTML for any of them;
 - ``compare``: the grid beside the thesis' Tables 4.1-4.3, the held-out test table, and
   :func:`grid_comparisons`, the grid's paired comparisons from its report folders;
-- ``text``: :func:`format_table`, the plain-text metrics table the CLI prints, and
+- ``text``: :func:`format_table`, the plain-text metrics table the CLI prints,
+  :func:`verdict`, the one line that opens a scenario's page, and
   :func:`format_comparison`, the paired comparison ``ct3d compare`` prints;
 - ``figures``: training curves, time per epoch, confusion matrices, ROC, calibration; and
   of a grid: AUC per scenario (:func:`forest_figure`), ROC curves overlaid, paired
@@ -93,6 +94,7 @@ _EXPORTS = {
     "describe_evaluation": "text",
     "format_comparison": "text",
     "format_table": "text",
+    "verdict": "text",
 }
 """Each public name and the module of this package that defines it."""
 

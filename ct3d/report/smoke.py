@@ -84,9 +84,10 @@ def smoke_banner(scans: Sequence[int] = (), epochs: Sequence[int] = ()) -> str:
 
 
 def page_heading(title: str, quick: bool = False, scans: Sequence[int] = (),
-                 epochs: Sequence[int] = ()) -> str:
+                 epochs: Sequence[int] = (), verdict: str = "") -> str:
     """HTML opening a report page: ``title`` as its heading and, when ``quick``, the title
-    with the epochs really run (:func:`quick_name`) and the :func:`smoke_banner` above it.
+    with the epochs really run (:func:`quick_name`) and the :func:`smoke_banner` above it;
+    ``verdict`` (:func:`ct3d.report.text.verdict`) in bold under the heading.
 
     Example:
         >>> page_heading("all-slices-aug-25")
@@ -95,6 +96,8 @@ def page_heading(title: str, quick: bool = False, scans: Sequence[int] = (),
         ...     "<h1>all-slices-aug-25 (quick: 2 epochs)</h1>")
         True
     """
+    said = f"<p><b>{html.escape(verdict)}</b></p>" if verdict else ""
     if not quick:
-        return f"<h1>{html.escape(title)}</h1>"
-    return smoke_banner(scans, epochs) + f"<h1>{html.escape(quick_name(title, epochs))}</h1>"
+        return f"<h1>{html.escape(title)}</h1>{said}"
+    return (smoke_banner(scans, epochs) + f"<h1>{html.escape(quick_name(title, epochs))}</h1>"
+            + said)

@@ -15,7 +15,7 @@ from typing import Any
 
 from ct3d.evaluate import METRIC_KEYS, MULTICLASS_KEYS
 
-__all__ = ["AUC_NOTE", "describe_evaluation", "format_comparison", "format_table"]
+__all__ = ["AUC_NOTE", "describe_evaluation", "format_comparison", "format_table", "verdict"]
 
 
 AUC_NOTE = "auc: exact ROC-AUC of the predicted probabilities (the epoch log shows an estimate)"
@@ -91,6 +91,44 @@ def describe_evaluation(metrics: Mapping[str, Any]) -> str:
             f"repeat 0)") if repeats > 1 else ""
     return (f"evaluated on: {metrics['evaluated_on']} (n = {metrics['n']}), "
             f"decision threshold {metrics.get('threshold', 0.5):.3f}, {models} model(s){mean}")
+
+
+_PARTS = {"test": "held-out test scans", "out-of-fold": "scans predicted out of fold",
+          "val": "validation scans (no test part)", "train": "training scans (no held-out part)"}
+
+
+def verdict(metrics: Mapping[str, Any], synthetic: bool = False) -> str:
+    """One line on what a run's evaluation says: AUC (binary) or accuracy (multi-class) with
+    its 95% interval when there is one, on how many scans of which part, and whether the
+    interval rules chance out (for accuracy: always answering the most common class);
+    ``synthetic``: the scans were ct3d's synthetic cohort.
+
+    Example:
+        >>> m = {"evaluated_on": "test", "n": 40, "auc": 0.971, "ci": {"auc": [0.94, 0.993]}}
+        >>> verdict(m)
+        'AUC 0.97 [0.94–0.99] on 40 held-out test scans: better than chance.'
+        >>> verdict({**m, "auc": 0.44, "ci": {"auc": [0.26, 0.62]}}, synthetic=True)
+        'AUC 0.44 [0.26–0.62] on 40 held-out test scans of synthetic data (not MosMedData): not distinguishable from chance.'
+    """
+    binary = metrics.get("auc") is not None
+    name, key = ("AUC", "auc") if binary else ("accuracy", "accuracy")
+    value = metrics.get(key)
+    interval = (metrics.get("ci") or {}).get(key)
+    where = _PARTS.get(metrics["evaluated_on"], f"{metrics['evaluated_on']} scans")
+    data = " of synthetic data (not MosMedData)" if synthetic else ""
+    if value is None:
+        return f"{name} undefined on {metrics['n']} {where}{data}."
+    text = f"{name} {value:.2f}"
+    if not interval:
+        return f"{text} on {metrics['n']} {where}{data} (no interval: too few scans)."
+    low, high = interval
+    chance, against = 0.5, "chance"
+    if not binary:  # accuracy: against always answering the most common class
+        chance = max(sum(row) for row in metrics["confusion_matrix"]) / metrics["n"]
+        against = f"always answering the most common class ({chance:.2f})"
+    said = (f"better than {against}" if low > chance else f"worse than {against}"
+            if high < chance else f"not distinguishable from {against}")
+    return f"{text} [{low:.2f}–{high:.2f}] on {metrics['n']} {where}{data}: {said}."
 
 
 def format_comparison(comparison: Mapping[str, Any]) -> str:
