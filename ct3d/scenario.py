@@ -192,6 +192,9 @@ class TrainSpec:
             one replica only; on TensorFlow not with jit_compile) or auto (device when
             training on one GPU where it can, else input). Both places give the same
             augmented batches.
+        tensorboard: write TensorBoard logs into the run folder (``tensorboard/``: the
+            curves per epoch, the confusion matrix, a Grad-CAM panel, the scenario and its
+            settings for the HParams dashboard); they need TensorFlow installed.
     """
 
     epochs: int = 8
@@ -214,6 +217,7 @@ class TrainSpec:
     mixed_precision: Literal["auto", "off", "mixed_float16", "mixed_bfloat16"] = "auto"
     jit_compile: bool = False
     augment_on: Literal["auto", "input", "device"] = "auto"
+    tensorboard: bool = True
 
 
 @dataclass

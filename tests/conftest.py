@@ -21,12 +21,14 @@ def cohort_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def tiny_scenario(root: Path, out: Path, **overrides: object) -> Scenario:
-    """The quick preset shrunk to 8 + 8 scans, 46^3 input and 2 epochs."""
+    """The quick preset shrunk to 8 + 8 scans, 46^3 input and 2 epochs, without TensorBoard
+    logs (their end-of-run Grad-CAM panel would add seconds to every test run; the test of
+    the run folder turns them on)."""
     return Scenario.preset("quick").with_overrides({
         "data.root": str(root), "data.cache": str(root / "cache"),
         "data.synthetic.normal": 8, "data.synthetic.abnormal": 8,
         "preprocess.2.params.shape": [46, 46, 46], "train.epochs": 2, "out": str(out),
-        **overrides,
+        "train.tensorboard": False, **overrides,
     })
 
 

@@ -9,6 +9,9 @@ from pathlib import Path
 
 import keras
 import pytest
+import tensorflow as tf
+from tensorboard.backend.event_processing.plugin_event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams import plugin_data_pb2
 
 from ct3d.data.dataset import DatasetError
 from ct3d.data.sources import ensure_synthetic, synthetic_folder
@@ -29,10 +32,12 @@ def _metrics(run_dir: Path) -> dict:
 def test_run_folder_and_same_seed_same_result(
     cohort_root: Path, tmp_path: Path, make_scenario: Callable[..., Scenario]
 ) -> None:
-    first = run(make_scenario(cohort_root, tmp_path / "a"), verbose=0)
+    first = run(make_scenario(cohort_root, tmp_path / "a", **{"train.tensorboard": True}),
+                verbose=0)
     files = sorted(p.name for p in first.run_dir.iterdir())
     assert files == ["history.csv", "metrics.json", "model.keras", "predictions.csv",
-                     "scenario.yaml", "split.csv", "state"]
+                     "scenario.yaml", "split.csv", "state", "tensorboard"]
+    _check_tensorboard(first.run_dir)
     m = _metrics(first.run_dir)
     assert set(METRIC_KEYS) | {"confusion_matrix", "n"} <= set(m)
     assert m["evaluated_on"] == "test" and m["n"] == 4
@@ -44,6 +49,7 @@ def test_run_folder_and_same_seed_same_result(
     assert keras.models.load_model(first.run_dir / "model.keras").name == "modified_3dcnn"
 
     second = run(make_scenario(cohort_root, tmp_path / "b"), verbose=0)
+    assert not (second.run_dir / "tensorboard").exists()  # train.tensorboard: false
     assert (first.run_dir / "split.csv").read_text() == (second.run_dir / "split.csv").read_text()
     assert _metrics(second.run_dir) == m
     other = run(make_scenario(cohort_root, tmp_path / "c", seed=1), verbose=0)
@@ -70,6 +76,43 @@ def test_synthetic_cohorts_get_their_own_folders_and_partial_ones_are_redone(
     foreign.mkdir()
     with pytest.raises(DatasetError, match="quick-easy-2n-2a-seed9: exists but is not"):
         ensure_synthetic(root, {**params, "seed": 9}, progress=False)
+
+
+def _events(folder: Path) -> EventAccumulator:
+    events = EventAccumulator(str(folder))
+    events.Reload()
+    return events
+
+
+def _check_tensorboard(run_dir: Path) -> None:
+    """The run's TensorBoard logs, read back with TensorBoard's own event reader: the epoch
+    curves (the history's values), and the summary's metrics, images, text and HParams."""
+    with (run_dir / "history.csv").open() as f:
+        history = list(csv.DictReader(f))
+    train, val = (_events(run_dir / "tensorboard" / side) for side in ("train", "validation"))
+    assert {"epoch_loss", "epoch_auc", "epoch_learning_rate", "epoch_time_s"} <= set(
+        train.Tags()["tensors"])
+    for events, key in ((train, "loss"), (val, "val_loss"), (train, "learning_rate")):
+        tag = "epoch_" + key.removeprefix("val_")
+        points = [(e.step, float(tf.make_ndarray(e.tensor_proto)))
+                  for e in events.Tensors(tag)]
+        assert points == [(int(r["epoch"]), pytest.approx(float(r[key]), rel=1e-6))
+                          for r in history], key
+    summary = _events(run_dir / "tensorboard" / "summary")
+    metrics = _metrics(run_dir)
+    [auc] = summary.Tensors("test/auc")
+    assert float(tf.make_ndarray(auc.tensor_proto)) == pytest.approx(metrics["auc"], rel=1e-6)
+    for image in ("confusion_matrix", "gradcam_held_out"):
+        [event] = summary.Tensors(image)
+        width, height, png = tf.make_ndarray(event.tensor_proto)
+        assert png.startswith(b"\x89PNG") and int(width) > 100 and int(height) > 100, image
+    [text] = summary.Tensors("scenario")
+    assert b"modified_3dcnn" in tf.make_ndarray(text.tensor_proto).item()
+    start = summary.PluginTagToContent("hparams")["_hparams_/session_start_info"]
+    session = plugin_data_pb2.HParamsPluginData.FromString(start).session_start_info
+    assert session.hparams["model"].string_value == "modified_3dcnn"
+    assert session.hparams["train.batch_size"].number_value == 4
+    assert session.group_name == run_dir.name
 
 
 @pytest.mark.slow

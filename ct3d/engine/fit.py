@@ -29,7 +29,7 @@ from ct3d.augment import build_augment
 from ct3d.augment.device import AUGMENT_LAYER, with_augment
 from ct3d.data import inputs, pipeline
 from ct3d.data.order import Share, epoch_batches
-from ct3d.engine import devices, phases
+from ct3d.engine import devices, phases, tensorboard
 from ct3d.engine.parts import FoldResult, Part
 from ct3d.engine.state import EpochState
 from ct3d.models import build_model, load_model
@@ -188,6 +188,8 @@ def train_fold(
         val_ds = (inputs.evaluation_input(data["val"].cached, data["val"].labels, t.batch_size,
                                           split) if "val" in data else None)
         callbacks: list[Any] = [state, *extra_callbacks]
+        if t.tensorboard and tensorboard.available(warn=False):
+            callbacks.append(tensorboard.EpochScalars(fold_dir / tensorboard.LOG_DIR))
         if t.schedule == "plateau":
             callbacks.insert(0, keras.callbacks.ReduceLROnPlateau(
                 monitor=t.monitor, factor=t.plateau_factor, patience=t.plateau_patience,

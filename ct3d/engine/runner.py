@@ -127,6 +127,7 @@ def run(
     _check_input(scenario, [p for p in report.paths if p is not None])
 
     import_keras()
+    from ct3d.engine import tensorboard
     from ct3d.engine.cost import model_cost
     from ct3d.engine.fit import train_fold
     from ct3d.engine.pooling import write_metrics
@@ -157,6 +158,8 @@ def run(
                                       callbacks or [], strategy))
         metrics = write_metrics(scenario, work_dir, results, classes, report.failures,
                                 model_cost(results[-1].model), trained_on)
+        if chief and scenario.train.tensorboard and tensorboard.available():
+            tensorboard.write_summary(work_dir, scenario, metrics, results[-1].model)
         devices.wait_for_workers(strategy)
         last = results[-1]
         return Result(scenario, run_dir, last.model, last.history, metrics)

@@ -107,8 +107,9 @@ def verdict(metrics: Mapping[str, Any], synthetic: bool = False) -> str:
         >>> m = {"evaluated_on": "test", "n": 40, "auc": 0.971, "ci": {"auc": [0.94, 0.993]}}
         >>> verdict(m)
         'AUC 0.97 [0.94–0.99] on 40 held-out test scans: better than chance.'
-        >>> verdict({**m, "auc": 0.44, "ci": {"auc": [0.26, 0.62]}}, synthetic=True)
-        'AUC 0.44 [0.26–0.62] on 40 held-out test scans of synthetic data (not MosMedData): not distinguishable from chance.'
+        >>> print(verdict({**m, "auc": 0.44, "ci": {"auc": [0.26, 0.62]}}, synthetic=True))
+        AUC 0.44 [0.26–0.62] on 40 held-out test scans of synthetic data (not MosMedData):
+        not distinguishable from chance.
     """
     binary = metrics.get("auc") is not None
     name, key = ("AUC", "auc") if binary else ("accuracy", "accuracy")
