@@ -144,6 +144,14 @@ def _predict(args: argparse.Namespace) -> int:
     return 1 if any(r.error for r in results) else 0
 
 
+def _export(args: argparse.Namespace) -> None:
+    from ct3d.export import export_run
+
+    path = export_run(args.run_dir, args.format, args.out)
+    print(f"exported: {path}\nwith {Path(args.out) / 'ct3d-model.json'} (how to feed it) and "
+          f"{Path(args.out) / 'MODEL_CARD.md'}")
+
+
 def _preprocess(args: argparse.Namespace) -> None:
     sets = parse_sets(args.set)
     if args.strict:
@@ -270,6 +278,15 @@ def build_parser() -> argparse.ArgumentParser:
                         "for slice models with attention, the 3 heaviest slices as "
                         "slice:weight, error)")
     p.set_defaults(func=_predict)
+
+    p = sub.add_parser("export", help="write a run's model for others to load (Keras, "
+                                      "SavedModel, ONNX) with its preprocessing as JSON")
+    p.add_argument("run_dir", help="a run folder written by `ct3d train`")
+    p.add_argument("--format", default="keras", choices=["keras", "savedmodel", "onnx"],
+                   help="keras: model.keras; savedmodel: a TensorFlow SavedModel folder; "
+                        "onnx: model.onnx (pip install \"ct3d[export]\"); default keras")
+    p.add_argument("--out", default="exported", help="folder to write into (default exported)")
+    p.set_defaults(func=_export)
 
     p = sub.add_parser("preprocess", help="fill the preprocessed-scan cache ahead of training")
     p.add_argument("scenario", help="scenario .yaml/.json")

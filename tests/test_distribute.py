@@ -43,8 +43,8 @@ from ct3d.scenario import Scenario
 # is off by 0.18, 0.1 and 0.09, so these bounds tell the two apart.
 PROBABILITY_ATOL = 1e-3
 LOSS_ATOL = 5e-3
-RUN_FILES = ["history.csv", "metrics.json", "model.keras", "predictions.csv", "scenario.yaml",
-             "split.csv", "state"]
+RUN_FILES = ["MODEL_CARD.md", "history.csv", "metrics.json", "model.keras", "predictions.csv",
+             "scenario.yaml", "split.csv", "state"]
 
 
 def _comparable(root: Path, out: Path, make_scenario: Callable[..., Scenario],

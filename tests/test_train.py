@@ -35,8 +35,8 @@ def test_run_folder_and_same_seed_same_result(
     first = run(make_scenario(cohort_root, tmp_path / "a", **{"train.tensorboard": True}),
                 verbose=0)
     files = sorted(p.name for p in first.run_dir.iterdir())
-    assert files == ["history.csv", "metrics.json", "model.keras", "predictions.csv",
-                     "scenario.yaml", "split.csv", "state", "tensorboard"]
+    assert files == ["MODEL_CARD.md", "history.csv", "metrics.json", "model.keras",
+                     "predictions.csv", "scenario.yaml", "split.csv", "state", "tensorboard"]
     _check_tensorboard(first.run_dir)
     m = _metrics(first.run_dir)
     assert set(METRIC_KEYS) | {"confusion_matrix", "n"} <= set(m)

@@ -131,6 +131,7 @@ def run(
     from ct3d.engine.cost import model_cost
     from ct3d.engine.fit import train_fold
     from ct3d.engine.pooling import write_metrics
+    from ct3d.model_card import write_model_card
 
     strategy = devices.make_strategy(scenario.train.strategy)  # before TensorFlow runs anything
     trained_on = devices.describe(strategy, scenario.train.mixed_precision)
@@ -158,6 +159,8 @@ def run(
                                       callbacks or [], strategy))
         metrics = write_metrics(scenario, work_dir, results, classes, report.failures,
                                 model_cost(results[-1].model), trained_on)
+        if chief:
+            write_model_card(work_dir)
         if chief and scenario.train.tensorboard and tensorboard.available():
             tensorboard.write_summary(work_dir, scenario, metrics, results[-1].model)
         devices.wait_for_workers(strategy)
