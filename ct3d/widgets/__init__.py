@@ -2,6 +2,9 @@
 
 - :class:`ScanViewer`: a scan (or batch) by plane and slice, with window presets, an
   overlay, raw / preprocessed / augmented panels side by side, and an 8x8 montage;
+- :class:`VolumeViewer`: a scan in three linked planes and 3D (NiiVue, the ``viewer``
+  extra), with overlays of masks and Grad-CAM maps, CT windows and the HU under the
+  crosshair; without the extra, the ScanViewer of the same scan;
 - :class:`PipelineBuilder`: every registered plugin (third-party ones included) in
   dropdowns, controls built from their signatures, a preview, and the Scenario as YAML;
 - :class:`TrainingMonitor`: a Keras callback with live curves and progress bars, then the
@@ -25,8 +28,9 @@ from typing import Any
 from ct3d.backend import import_keras
 from ct3d.widgets.builder import PipelineBuilder
 from ct3d.widgets.viewer import ScanViewer
+from ct3d.widgets.volume3d import VolumeViewer
 
-__all__ = ["PipelineBuilder", "ScanViewer", "TrainingMonitor"]
+__all__ = ["PipelineBuilder", "ScanViewer", "TrainingMonitor", "VolumeViewer"]
 
 
 def __getattr__(name: str) -> Any:

@@ -33,6 +33,7 @@ from ct3d.widgets.slices import (
     plane_aspect,
     plane_image,
 )
+from ct3d.widgets.volume3d import INSTALL_HINT, viewer_available
 from ct3d.widgets.windows import (
     PRESETS,
     Window,
@@ -155,6 +156,9 @@ class ScanViewer(WidgetView):
             widgets.HBox([self.slice_slider, self.batch_slider, self.seed_box]),
             widgets.HBox([self.preset_dropdown, self.level_slider, self.width_slider]),
             self.opacity_slider, self.image,
+            *([] if viewer_available() else [widgets.HTML(
+                f"<small>Three linked planes and a 3D rendering: {INSTALL_HINT}, then "
+                f"<code>ct3d.widgets.VolumeViewer</code>.</small>")]),
         ])
         self.plane_buttons.observe(self._on_plane, names="value")
         self.preset_dropdown.observe(self._on_preset, names="value")

@@ -31,8 +31,10 @@ Window = tuple[float, float]
 PRESETS: dict[str, Window] = {
     "lung": (-1350.0, 150.0),
     "mediastinum": (-160.0, 240.0),
+    "bone": (-500.0, 1500.0),
 }
-"""Fixed HU windows: lung (level -600, width 1500), mediastinum (level 40, width 400)."""
+"""Fixed HU windows: lung (level -600, width 1500), mediastinum (level 40, width 400), bone
+(level 500, width 2000)."""
 
 HU_STEPS = ("hu_window", "keras_example")
 """Preprocessors that clip HU to ``[low, high]`` and scale it to [0, 1]."""
