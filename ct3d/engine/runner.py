@@ -162,7 +162,7 @@ def run(
         if chief:
             write_model_card(work_dir)
         if chief and scenario.train.tensorboard and tensorboard.available():
-            tensorboard.write_summary(work_dir, scenario, metrics, results[-1].model)
+            tensorboard.write_summary(work_dir, scenario, metrics, results[-1])
         devices.wait_for_workers(strategy)
         last = results[-1]
         return Result(scenario, run_dir, last.model, last.history, metrics)

@@ -20,7 +20,7 @@ Example::
 
     callbacks = [EpochScalars(run_dir / "tensorboard")]
     model.fit(..., callbacks=callbacks)
-    write_summary(run_dir, scenario, metrics, model)
+    write_summary(run_dir, scenario, metrics, results[-1])
 """
 
 from __future__ import annotations
@@ -34,7 +34,9 @@ from pathlib import Path
 from typing import Any
 
 import keras
+import numpy as np
 
+from ct3d.engine.parts import FoldResult
 from ct3d.scenario import Scenario
 
 __all__ = ["LOG_DIR", "EpochScalars", "available", "hparams", "write_summary"]
@@ -127,28 +129,32 @@ def _png(figure: Any) -> Any:
     return tf.expand_dims(tf.image.decode_png(buffer.getvalue(), channels=4), 0)
 
 
-def _gradcam_panel(run_dir: Path, scenario: Scenario, model: Any) -> Any | None:
-    """Grad-CAM on one held-out scan per class, as in the report page (None if none)."""
-    from ct3d.io import read_volume
-    from ct3d.report import gradcam_figure, held_out_scans, read_run, scan_titles
-    from ct3d.saliency import explain_scan
+def _gradcam_panel(result: FoldResult, classes: list[str]) -> Any:
+    """Grad-CAM of the best model on the first scan of each class of the evaluated part
+    (k-fold: the last fold's test part), on the preprocessed scans the model saw."""
+    from ct3d.report import gradcam_figure
+    from ct3d.saliency import gradcam
 
-    run = read_run(run_dir)
-    rows = held_out_scans(run, 1)
-    if rows.empty:
-        return None
-    volumes = [read_volume(path).array for path in rows["scan"]]
-    heats = [explain_scan(model, path, scenario.preprocess).array for path in rows["scan"]]
-    return gradcam_figure(volumes, heats, scan_titles(rows, run.classes))
+    name = "test" if "test" in result.data else "val" if "val" in result.data else "train"
+    part, probs = result.data[name], result.probs[name]
+    picks = [int(np.flatnonzero(part.labels == label)[0]) for label in np.unique(part.labels)]
+    scans = [np.load(part.cached[i]) for i in picks]
+    heats = [gradcam(result.model, scan) for scan in scans]
+    titles = [f"{classes[int(part.labels[i])]}"
+              + (f", p({classes[1]}) = {float(probs[i]):.2f}" if probs.ndim == 1 else "")
+              + f"\n{Path(part.sources[i]).name}" for i in picks]
+    low = min(float(s.min()) for s in scans)
+    high = max(float(s.max()) for s in scans)
+    return gradcam_figure(scans, heats, titles, window=(low, high))
 
 
 def write_summary(run_dir: Path, scenario: Scenario, metrics: Mapping[str, Any],
-                  model: Any) -> Path:
+                  result: FoldResult) -> Path:
     """Write the end-of-run summary into ``run_dir/tensorboard/summary``; return that folder.
 
     Scalars ``test/<metric>`` (or the evaluated part's name) of :data:`SUMMARY_METRICS`, the
-    confusion matrix and a Grad-CAM panel (``model``: the run's best model) as images, the
-    scenario's YAML as text, and :func:`hparams` with the run folder's name as trial id.
+    confusion matrix and a Grad-CAM panel (of ``result``, the run's last model) as images,
+    the scenario's YAML as text, and :func:`hparams` with the run folder's name as trial id.
     A Grad-CAM that fails is left out with a warning; the rest is still written.
     """
     import tensorflow as tf
@@ -170,7 +176,7 @@ def write_summary(run_dir: Path, scenario: Scenario, metrics: Mapping[str, Any],
             {part: metrics["confusion_matrix"]},
             list(metrics.get("class_names") or scenario.data.labels))))
         try:
-            panel = _gradcam_panel(run_dir, scenario, model)
+            panel = _gradcam_panel(result, list(scenario.data.labels))
         except Exception as exc:  # noqa: BLE001 - a missing picture must not lose the rest
             warnings.warn(f"TensorBoard: no Grad-CAM panel ({type(exc).__name__}: {exc})",
                           stacklevel=2)
