@@ -26,6 +26,7 @@ from conftest import tiny_scenario
 
 from ct3d.inference import predict
 from ct3d.io import read_volume
+from ct3d.scenario import Scenario
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -198,14 +199,15 @@ print(json.dumps(found))
 
 @pytest.mark.slow
 def test_data_parallel_on_jax_two_devices_and_two_processes_train_as_one_device(
-    jax_python: str, cohort_root: Path, tmp_path: Path,
+    jax_python: str, jax_run: tuple[Scenario, dict], cohort_root: Path, tmp_path: Path,
 ) -> None:
-    """The tiny run (flip augmentation) on one CPU device, on two (``mirrored``, one
-    process) and on two processes of one device each (``multi_worker``, joined through
-    ``KERAS_DISTRIBUTION_*`` on 127.0.0.1): the same predictions, up to float rounding."""
-    scenario = tiny_scenario(cohort_root, tmp_path, **{"train.epochs": 1})
+    """The tiny run (flip augmentation) on two CPU devices (``mirrored``, one process) and
+    on two processes of one device each (``multi_worker``, joined through
+    ``KERAS_DISTRIBUTION_*`` on 127.0.0.1) gives the predictions of the same run on one
+    device (:func:`jax_run`), up to float rounding (largest difference seen: 2e-4)."""
+    scenario = tiny_scenario(cohort_root, tmp_path)
     arg = json.dumps(scenario.to_dict())
-    one_process = _on_backend(jax_python, DATA_PARALLEL, arg, "default", "mirrored",
+    one_process = _on_backend(jax_python, DATA_PARALLEL, arg, "mirrored",
                               env={"CT3D_LOGICAL_CPUS": "2"})
     cluster = {"KERAS_DISTRIBUTION_JOB_ADDRESSES": f"127.0.0.1:{_free_port()}",
                "KERAS_DISTRIBUTION_NUM_PROCESSES": "2"}
@@ -219,11 +221,11 @@ def test_data_parallel_on_jax_two_devices_and_two_processes_train_as_one_device(
     runs = {**one_process, "cluster": chief["multi_worker"]}
     assert [r["trained_on"] for r in runs.values()] == [
         f"training on the CPU (no GPU visible), jax backend, {n}, float32"
-        for n in ("one replica", "2 replicas", "2 replicas on 2 workers")]
-    reference = runs["default"]["probabilities"]
+        for n in ("2 replicas", "2 replicas on 2 workers")]
+    reference = jax_run[1]["probabilities"]
     assert len(reference) == 16
     for found in runs.values():
-        assert found["probabilities"] == pytest.approx(reference, abs=1e-4)
+        assert found["probabilities"] == pytest.approx(reference, abs=1e-3)
     assert other["multi_worker"]["loss"] == pytest.approx(chief["multi_worker"]["loss"])
 
 
@@ -251,7 +253,8 @@ except KeyboardInterrupt:
     pass
 resumed = run(resume=out + "/killed", verbose=0).metrics
 with open(out + "/full/predictions.csv", newline="") as f:
-    row = next(r for r in csv.DictReader(f) if r["part"] == "test")
+    rows = list(csv.DictReader(f))
+row = next(r for r in rows if r["part"] == "test")
 found = predict(out + "/full", [row["scan"]], saliency_dir=out + "/maps", progress=False)[0]
 measured = ("time_per_epoch_s", "peak_rss_gib")
 print(json.dumps({
@@ -260,7 +263,8 @@ print(json.dumps({
     "resumed": {k: v for k, v in resumed.items() if k not in measured},
     "csv": float(row["probability"]), "predicted": found.probability, "error": found.error,
     "scan": row["scan"], "saliency": found.saliency, "layer": found.saliency_layer,
-    "table": format_table(full["parts"], full["classes"])}))
+    "table": format_table(full["parts"], full["classes"]),
+    "probabilities": [float(r["probability"]) for r in rows]}))
 """
 
 
@@ -296,15 +300,23 @@ print(json.dumps({"predicted": found.probability, "saliency": found.saliency,
 """
 
 
+@pytest.fixture(scope="module")
+def jax_run(jax_python: str, cohort_root: Path, tmp_path_factory: pytest.TempPathFactory
+            ) -> tuple[Scenario, dict]:
+    """The tiny scenario on JAX, once for the module: trained, killed and resumed,
+    predicted (:data:`RUN`); the scenario and what the run printed."""
+    scenario = tiny_scenario(cohort_root, tmp_path_factory.mktemp("jax-run"))
+    return scenario, _on_backend(jax_python, RUN, json.dumps(scenario.to_dict()))
+
+
 @pytest.mark.slow
 def test_a_run_on_jax_trains_resumes_and_predicts_as_an_uninterrupted_run(
-    jax_python: str, cohort_root: Path, tmp_path: Path,
+    jax_run: tuple[Scenario, dict], tmp_path: Path,
 ) -> None:
     """... with no TensorFlow installed, and its Grad-CAM map (``jax.grad``) is the one
     TensorFlow's tape gives for the same saved model and scan (this model's max poolings
     have no tied inputs: see :func:`ct3d.saliency.gradcam`)."""
-    scenario = tiny_scenario(cohort_root, tmp_path, **{"train.epochs": 2})
-    found = _on_backend(jax_python, RUN, json.dumps(scenario.to_dict()))
+    scenario, found = jax_run
     assert found["tensorflow"] is False
     _check_run(found, "jax")
     on_tf = predict(scenario.out + "/full", [found["scan"]], saliency_dir=tmp_path / "tf-maps",
