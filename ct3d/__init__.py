@@ -66,7 +66,7 @@ __all__ = [
     "write_volume",
 ]
 
-_LAZY = {"run": "ct3d.engine", "preprocess_cache": "ct3d.engine", "predict": "ct3d.inference",
+_LAZY = {"run": "ct3d.workflow", "preprocess_cache": "ct3d.engine", "predict": "ct3d.inference",
          "explain": "ct3d.inference", "compare_runs": "ct3d.paired"}
 
 

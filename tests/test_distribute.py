@@ -43,8 +43,10 @@ from ct3d.scenario import Scenario
 # is off by 0.18, 0.1 and 0.09, so these bounds tell the two apart.
 PROBABILITY_ATOL = 1e-3
 LOSS_ATOL = 5e-3
-RUN_FILES = ["MODEL_CARD.md", "history.csv", "metrics.json", "model.keras", "predictions.csv",
-             "scenario.yaml", "split.csv", "state"]
+RUN_FILES = ["history.csv", "metrics.json", "model.keras", "predictions.csv", "scenario.yaml",
+             "split.csv", "state"]
+CLI_FILES = ["MODEL_CARD.md", *RUN_FILES]
+"""What ``ct3d train`` (``ct3d.run``) leaves: the engine's files and the model card."""
 
 
 def _comparable(root: Path, out: Path, make_scenario: Callable[..., Scenario],
@@ -123,7 +125,7 @@ def test_mirrored_on_two_logical_cpus_trains_like_one_device(
          "--set", "train.strategy=mirrored"],
         env=_env(CT3D_LOGICAL_CPUS="2"), capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert sorted(p.name for p in out.iterdir()) == RUN_FILES
+    assert sorted(p.name for p in out.iterdir()) == CLI_FILES
     assert _synchronized_batch_norm(out) == [True] * 4  # 2 replicas: global-batch statistics
     assert _synchronized_batch_norm(single_device) == [False] * 4
     _assert_same_training(out, single_device)
@@ -161,7 +163,7 @@ def test_two_workers_train_like_one_device_and_only_the_chief_writes(
     for index, (proc, (stdout, stderr)) in enumerate(zip(procs, outputs, strict=True)):
         assert proc.returncode == 0, f"worker {index}:\n{stderr[-3000:]}"
         assert f"run folder: {out}" in stdout
-    assert sorted(p.name for p in out.iterdir()) == RUN_FILES
+    assert sorted(p.name for p in out.iterdir()) == CLI_FILES
     assert list(scratch[1].iterdir()) == []  # the worker's temporary run folder is gone
     assert _synchronized_batch_norm(out) == [True] * 4
     _assert_same_training(out, single_device)

@@ -13,6 +13,7 @@ import tensorflow as tf
 from tensorboard.backend.event_processing.plugin_event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
+import ct3d
 from ct3d.data.dataset import DatasetError
 from ct3d.data.sources import ensure_synthetic, synthetic_folder
 from ct3d.engine import run
@@ -32,8 +33,8 @@ def _metrics(run_dir: Path) -> dict:
 def test_run_folder_and_same_seed_same_result(
     cohort_root: Path, tmp_path: Path, make_scenario: Callable[..., Scenario]
 ) -> None:
-    first = run(make_scenario(cohort_root, tmp_path / "a", **{"train.tensorboard": True}),
-                verbose=0)
+    first = ct3d.run(make_scenario(cohort_root, tmp_path / "a", **{"train.tensorboard": True}),
+                     verbose=0)
     files = sorted(p.name for p in first.run_dir.iterdir())
     assert files == ["MODEL_CARD.md", "history.csv", "metrics.json", "model.keras",
                      "predictions.csv", "scenario.yaml", "split.csv", "state", "tensorboard"]
@@ -48,8 +49,9 @@ def test_run_folder_and_same_seed_same_result(
     assert [int(r["epoch"]) for r in rows] == [1, 2] and float(rows[0]["time_s"]) > 0
     assert keras.models.load_model(first.run_dir / "model.keras").name == "modified_3dcnn"
 
-    second = run(make_scenario(cohort_root, tmp_path / "b"), verbose=0)
+    second = run(make_scenario(cohort_root, tmp_path / "b"), verbose=0)  # the engine alone
     assert not (second.run_dir / "tensorboard").exists()  # train.tensorboard: false
+    assert not (second.run_dir / "MODEL_CARD.md").exists()
     assert (first.run_dir / "split.csv").read_text() == (second.run_dir / "split.csv").read_text()
     assert _metrics(second.run_dir) == m
     other = run(make_scenario(cohort_root, tmp_path / "c", seed=1), verbose=0)

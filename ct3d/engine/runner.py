@@ -55,6 +55,9 @@ class Result:
     model: Any
     history: dict[str, list[float]]
     metrics: dict[str, Any]
+    chief: bool = True
+    """Whether this process wrote ``run_dir`` (False on the other workers of a
+    ``multi_worker`` run)."""
 
 
 def find_scans(scenario: Scenario, verbose: int = 1) -> list[Scan]:
@@ -131,7 +134,6 @@ def run(
     from ct3d.engine.cost import model_cost
     from ct3d.engine.fit import train_fold
     from ct3d.engine.pooling import write_metrics
-    from ct3d.model_card import write_model_card
 
     strategy = devices.make_strategy(scenario.train.strategy)  # before TensorFlow runs anything
     trained_on = devices.describe(strategy, scenario.train.mixed_precision)
@@ -159,13 +161,11 @@ def run(
                                       callbacks or [], strategy))
         metrics = write_metrics(scenario, work_dir, results, classes, report.failures,
                                 model_cost(results[-1].model), trained_on)
-        if chief:
-            write_model_card(work_dir)
         if chief and scenario.train.tensorboard and tensorboard.available():
-            tensorboard.write_summary(work_dir, scenario, metrics, results[-1])
+            tensorboard.write_summary(work_dir, scenario, metrics)
         devices.wait_for_workers(strategy)
         last = results[-1]
-        return Result(scenario, run_dir, last.model, last.history, metrics)
+        return Result(scenario, run_dir, last.model, last.history, metrics, chief)
     finally:
         if not chief:
             shutil.rmtree(work_dir, ignore_errors=True)

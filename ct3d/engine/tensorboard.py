@@ -9,9 +9,10 @@ What a run writes under ``RUN/tensorboard/`` (k-fold: each fold's curves under
   draws the two in one chart), the learning rate and the epoch's wall time
   (:class:`EpochScalars`);
 * ``summary/``, at the end (:func:`write_summary`): the evaluated part's metrics as scalars,
-  its confusion matrix and a Grad-CAM panel of held-out scans as images, the scenario as
-  text, and the scenario's settings through the HParams plugin with those metrics, so that
-  the HParams dashboard compares runs in one table.
+  the scenario as text, and the scenario's settings through the HParams plugin with those
+  metrics, so that the HParams dashboard compares runs in one table; :func:`ct3d.run` then
+  adds the confusion matrix and a Grad-CAM panel of held-out scans as images
+  (:mod:`ct3d.report.tensorboard`, a layer above the engine).
 
 The event files are written with ``tf.summary`` (TensorBoard's writer): on the JAX and
 PyTorch backends without TensorFlow installed, nothing is written and the run says so once.
@@ -20,7 +21,7 @@ Example::
 
     callbacks = [EpochScalars(run_dir / "tensorboard")]
     model.fit(..., callbacks=callbacks)
-    write_summary(run_dir, scenario, metrics, results[-1])
+    write_summary(run_dir, scenario, metrics)
 """
 
 from __future__ import annotations
@@ -34,12 +35,11 @@ from pathlib import Path
 from typing import Any
 
 import keras
-import numpy as np
 
-from ct3d.engine.parts import FoldResult
 from ct3d.scenario import Scenario
 
-__all__ = ["LOG_DIR", "EpochScalars", "available", "hparams", "write_summary"]
+__all__ = ["LOG_DIR", "EpochScalars", "available", "hparams", "png_image", "summary_writer",
+           "write_summary"]
 
 LOG_DIR = "tensorboard"
 """The folder of a run (or fold) that holds its TensorBoard event files."""
@@ -118,53 +118,33 @@ def hparams(scenario: Scenario) -> dict[str, Any]:
     return values
 
 
-def _png(figure: Any) -> Any:
-    """A Matplotlib figure as a ``(1, H, W, 4)`` uint8 image tensor (and the figure closed)."""
-    import matplotlib.pyplot as plt
+def png_image(figure: Any) -> Any:
+    """A Matplotlib figure as a ``(1, H, W, 4)`` uint8 image tensor for ``tf.summary.image``."""
     import tensorflow as tf
 
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
-    plt.close(figure)
     return tf.expand_dims(tf.image.decode_png(buffer.getvalue(), channels=4), 0)
 
 
-def _gradcam_panel(result: FoldResult, classes: list[str]) -> Any:
-    """Grad-CAM of the best model on the first scan of each class of the evaluated part
-    (k-fold: the last fold's test part), on the preprocessed scans the model saw."""
-    from ct3d.report import gradcam_figure
-    from ct3d.saliency import gradcam
+def summary_writer(run_dir: Path) -> Any:
+    """The ``tf.summary`` writer of a run's end-of-run summary (``tensorboard/summary``)."""
+    import tensorflow as tf
 
-    name = "test" if "test" in result.data else "val" if "val" in result.data else "train"
-    part, probs = result.data[name], result.probs[name]
-    picks = [int(np.flatnonzero(part.labels == label)[0]) for label in np.unique(part.labels)]
-    scans = [np.load(part.cached[i]) for i in picks]
-    heats = [gradcam(result.model, scan) for scan in scans]
-    titles = [f"{classes[int(part.labels[i])]}"
-              + (f", p({classes[1]}) = {float(probs[i]):.2f}" if probs.ndim == 1 else "")
-              + f"\n{Path(part.sources[i]).name}" for i in picks]
-    low = min(float(s.min()) for s in scans)
-    high = max(float(s.max()) for s in scans)
-    return gradcam_figure(scans, heats, titles, window=(low, high))
+    return tf.summary.create_file_writer(str(run_dir / LOG_DIR / "summary"))
 
 
-def write_summary(run_dir: Path, scenario: Scenario, metrics: Mapping[str, Any],
-                  result: FoldResult) -> Path:
-    """Write the end-of-run summary into ``run_dir/tensorboard/summary``; return that folder.
-
-    Scalars ``test/<metric>`` (or the evaluated part's name) of :data:`SUMMARY_METRICS`, the
-    confusion matrix and a Grad-CAM panel (of ``result``, the run's last model) as images,
-    the scenario's YAML as text, and :func:`hparams` with the run folder's name as trial id.
-    A Grad-CAM that fails is left out with a warning; the rest is still written.
-    """
+def write_summary(run_dir: Path, scenario: Scenario, metrics: Mapping[str, Any]) -> None:
+    """Write the end-of-run summary into ``run_dir/tensorboard/summary``: scalars
+    ``test/<metric>`` (or the evaluated part's name) of :data:`SUMMARY_METRICS`, the
+    scenario's YAML as text, and :func:`hparams` with the run folder's name as trial id.
+    (:func:`ct3d.run` adds the confusion matrix and a Grad-CAM panel as images:
+    :func:`ct3d.report.tensorboard.write_images`.)"""
     import tensorflow as tf
     from tensorboard.plugins.hparams import api as hp
 
-    from ct3d.report import confusion_figure
-
-    folder = run_dir / LOG_DIR / "summary"
     part = metrics["evaluated_on"]
-    writer = tf.summary.create_file_writer(str(folder))
+    writer = summary_writer(run_dir)
     with writer.as_default(step=0):
         hp.hparams(hparams(scenario), trial_id=run_dir.name)
         for name in SUMMARY_METRICS:
@@ -172,16 +152,4 @@ def write_summary(run_dir: Path, scenario: Scenario, metrics: Mapping[str, Any],
             if value is not None:
                 tf.summary.scalar(f"{part}/{name}", float(value))
         tf.summary.text("scenario", "```yaml\n" + scenario.to_yaml() + "\n```")
-        tf.summary.image("confusion_matrix", _png(confusion_figure(
-            {part: metrics["confusion_matrix"]},
-            list(metrics.get("class_names") or scenario.data.labels))))
-        try:
-            panel = _gradcam_panel(result, list(scenario.data.labels))
-        except Exception as exc:  # noqa: BLE001 - a missing picture must not lose the rest
-            warnings.warn(f"TensorBoard: no Grad-CAM panel ({type(exc).__name__}: {exc})",
-                          stacklevel=2)
-            panel = None
-        if panel is not None:
-            tf.summary.image("gradcam_held_out", _png(panel))
     writer.flush()
-    return folder

@@ -11,13 +11,22 @@ Example:
 
 from __future__ import annotations
 
+import importlib.util
 import io
 from typing import Any
 
 import ipywidgets as widgets
 from matplotlib.figure import Figure
 
-__all__ = ["WidgetView", "png"]
+__all__ = ["INSTALL_HINT", "WidgetView", "png", "viewer_available"]
+
+INSTALL_HINT = 'the 3D viewer needs ipyniivue: pip install "ct3d[viewer]"'
+
+
+def viewer_available() -> bool:
+    """Whether the 3D viewer (:class:`~ct3d.widgets.VolumeViewer`) can be shown here: the
+    ``viewer`` extra (``ipyniivue``) is installed."""
+    return importlib.util.find_spec("ipyniivue") is not None
 
 
 def png(fig: Figure, dpi: int = 80) -> bytes:

@@ -23,7 +23,7 @@ from ct3d.preprocess import build_preprocess
 from ct3d.registry import StepLike
 from ct3d.scenario import Scenario
 from ct3d.volume import Volume
-from ct3d.widgets.display import WidgetView, png
+from ct3d.widgets.display import INSTALL_HINT, WidgetView, png, viewer_available
 from ct3d.widgets.panels import ScanInput, View, as_volumes, pipeline_views
 from ct3d.widgets.slices import (
     PLANES,
@@ -33,7 +33,6 @@ from ct3d.widgets.slices import (
     plane_aspect,
     plane_image,
 )
-from ct3d.widgets.volume3d import INSTALL_HINT, viewer_available
 from ct3d.widgets.windows import (
     PRESETS,
     Window,

@@ -29,7 +29,6 @@ Example::
 from __future__ import annotations
 
 import gzip
-import importlib.util
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -40,10 +39,11 @@ import ipywidgets as widgets
 import numpy as np
 
 from ct3d.volume import Volume
-from ct3d.widgets.display import WidgetView
+from ct3d.widgets.display import INSTALL_HINT, WidgetView, viewer_available
+from ct3d.widgets.viewer import ScanViewer
 from ct3d.widgets.windows import PRESETS, Window
 
-__all__ = ["COLORMAPS", "LAYOUTS", "Overlay", "VolumeViewer", "nifti_bytes", "viewer_available"]
+__all__ = ["COLORMAPS", "LAYOUTS", "Overlay", "VolumeViewer", "nifti_bytes"]
 
 OverlaySource = Volume | np.ndarray | str | os.PathLike
 
@@ -53,14 +53,6 @@ COLORMAPS = ("red", "green", "warm", "blue", "hot", "viridis", "winter", "cool",
 LAYOUTS = {"planes + 3D": "MULTIPLANAR", "axial": "AXIAL", "coronal": "CORONAL",
            "sagittal": "SAGITTAL", "3D": "RENDER"}
 """The layout buttons and NiiVue's slice type for each."""
-
-INSTALL_HINT = 'the 3D viewer needs ipyniivue: pip install "ct3d[viewer]"'
-
-
-def viewer_available() -> bool:
-    """Whether the 3D viewer can be shown here (``ipyniivue`` installed)."""
-    return importlib.util.find_spec("ipyniivue") is not None
-
 
 def _volume(source: OverlaySource, like: Volume | None = None) -> Volume:
     """``source`` as a Volume: read from a path (NIfTI or DICOM folder); an array takes the
@@ -148,8 +140,6 @@ class VolumeViewer(WidgetView):
         self.fallback = not viewer_available()
         self.status = widgets.HTML()
         if self.fallback:
-            from ct3d.widgets.viewer import ScanViewer
-
             first = self.overlays[0].volume.array if self.overlays else None
             self.status.value = f"<i>{INSTALL_HINT}; showing the 2D viewer</i>"
             self.widget = widgets.VBox([self.status, ScanViewer(self.scan, overlay=first).widget])
