@@ -81,15 +81,13 @@ class EpochScalars(keras.callbacks.Callback):
         seconds = time.perf_counter() - self._start
         train = {k: float(v) for k, v in (logs or {}).items() if not k.startswith("val_")}
         val = {k[4:]: float(v) for k, v in (logs or {}).items() if k.startswith("val_")}
-        train.pop("learning_rate", None)
         train["learning_rate"] = float(keras.ops.convert_to_numpy(
             self.model.optimizer.learning_rate))
-        train["epoch_time_s"] = seconds
+        train["time_s"] = seconds
         for writer, values in ((self._train, train), (self._val, val)):
             with writer.as_default(step=epoch + 1):
                 for name, value in values.items():
-                    tf.summary.scalar(f"epoch_{name}" if not name.startswith("epoch_")
-                                      else name, value)
+                    tf.summary.scalar(f"epoch_{name}", value)
             writer.flush()
 
 
