@@ -17,22 +17,23 @@ from ct3d.engine.tensorboard import png_image, summary_writer
 from ct3d.io import read_volume
 from ct3d.report.figures import confusion_figure
 from ct3d.report.images import gradcam_figure
-from ct3d.report.runs import held_out_scans, read_run, scan_titles
+from ct3d.report.runs import Run, held_out_scans, read_run, scan_titles
 from ct3d.scenario import Scenario
 
 __all__ = ["write_images"]
 
 
-def _gradcam_panel(run_dir: Path, scenario: Scenario, model: Any) -> Any:
+def _gradcam_panel(run: Run, scenario: Scenario, model: Any) -> Any:
     """Grad-CAM of ``model`` on the first held-out scan of each class, on each scan's own
     grid, as the report page shows it."""
-    from ct3d.saliency import explain_scan
+    from ct3d.preprocess import build_preprocess
+    from ct3d.saliency import explain_volume
 
-    run = read_run(run_dir)
     rows = held_out_scans(run, 1)
-    volumes = [read_volume(path).array for path in rows["scan"]]
-    heats = [explain_scan(model, path, scenario.preprocess).array for path in rows["scan"]]
-    return gradcam_figure(volumes, heats, scan_titles(rows, run.classes))
+    chain = build_preprocess(scenario.preprocess)
+    originals = [read_volume(path) for path in rows["scan"]]
+    heats = [explain_volume(model, chain(v), v).array for v in originals]
+    return gradcam_figure([v.array for v in originals], heats, scan_titles(rows, run.classes))
 
 
 def write_images(run_dir: str | Path, scenario: Scenario, model: Any) -> None:
@@ -42,7 +43,8 @@ def write_images(run_dir: str | Path, scenario: Scenario, model: Any) -> None:
     import tensorflow as tf
 
     folder = Path(run_dir)
-    metrics = read_run(folder).metrics
+    run = read_run(folder)
+    metrics = run.metrics
     part = metrics["evaluated_on"]
     writer = summary_writer(folder)
     with writer.as_default(step=0):
@@ -50,7 +52,7 @@ def write_images(run_dir: str | Path, scenario: Scenario, model: Any) -> None:
             {part: metrics["confusion_matrix"]},
             list(metrics.get("class_names") or scenario.data.labels))))
         try:
-            panel = _gradcam_panel(folder, scenario, model)
+            panel = _gradcam_panel(run, scenario, model)
         except Exception as exc:  # noqa: BLE001 - a missing picture must not lose the rest
             warnings.warn(f"TensorBoard: no Grad-CAM panel ({type(exc).__name__}: {exc})",
                           stacklevel=2)
