@@ -260,8 +260,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="apply a trained run to scans (files or folders)")
     p.add_argument("run_dir", help="a run folder written by `ct3d train`")
     p.add_argument("scans", nargs="+",
-                   help="scans: NIfTI files or DICOM series folders (a folder directly holding "
-                        "one series' files), or folders of them (searched recursively)")
+                   help="scans: NIfTI, NRRD or MetaImage files, or DICOM series folders (a "
+                        "folder directly holding one series' files), or folders of them "
+                        "(searched recursively)")
     p.add_argument("--saliency", metavar="OUT_DIR",
                    help="also write a Grad-CAM NIfTI map per scan here, at the scan's path "
                         "below the deepest folder holding all the scans, with _gradcam.nii.gz "

@@ -110,11 +110,12 @@ def expand_paths(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
     """The scans ``paths`` stand for, each path in turn.
 
     A file, or a folder holding DICOM files (one series), is one scan; any other folder
-    stands for every NIfTI scan (masks skipped) and DICOM series folder under it, sorted.
+    stands for every scan file (NIfTI, NRRD, MetaImage; masks skipped) and DICOM series
+    folder under it, sorted.
 
     Example:
-        >>> expand_paths(["new_scan.nii.gz", "no/such/series"])
-        [PosixPath('new_scan.nii.gz'), PosixPath('no/such/series')]
+        >>> expand_paths(["new_scan.nii.gz", "other.nrrd", "no/such/series"])
+        [PosixPath('new_scan.nii.gz'), PosixPath('other.nrrd'), PosixPath('no/such/series')]
     """
     out: list[Path] = []
     for p in map(Path, paths):
@@ -129,7 +130,7 @@ def _map_names(names: set[str]) -> dict[str, str]:
     """Map file name of each of the distinct scan names of one folder; never two alike.
 
     A scan's map is named after its stem unless that name is also another scan's stem or
-    full name (``s.nii`` and ``s.nii.gz``; a series folder ``s`` beside ``s.nii.gz``): then
+    full name (``s.nii`` and ``s.nrrd``; a series folder ``s`` beside ``s.nii.gz``): then
     after its full name, which no other scan of the folder has.
     """
     stems = {name: scan_stem(name) for name in names}
@@ -144,20 +145,21 @@ def saliency_paths(
     """Where :func:`predict` saves each scan's Grad-CAM map under ``folder``.
 
     Each scan's path is mirrored below ``folder`` relative to the deepest folder holding all
-    the scans (paths made absolute first), ``_gradcam.nii.gz`` replacing the NIfTI suffix (or
-    appended to a DICOM series folder's name): distinct scans get distinct paths, and the
-    same scan (even given once relative, once absolute) the same path. Where two scans of one
-    folder share a stem (``s.nii`` and ``s.nii.gz``, or a DICOM series folder ``s`` beside
-    ``s.nii.gz``), their maps keep the full name instead (``s.nii_gradcam.nii.gz``,
-    ``s.nii.gz_gradcam.nii.gz``).
+    the scans (paths made absolute first), ``_gradcam.nii.gz`` replacing the scan's suffix
+    (``.nii.gz``, ``.nrrd``, ``.mha``, ...; or appended to a DICOM series folder's name):
+    distinct scans get distinct paths, and the same scan (even given once relative, once
+    absolute) the same path. Where two scans of one folder share a stem (``s.nii`` and
+    ``s.nii.gz`` or ``s.mha``, or a DICOM series folder ``s`` beside ``s.nii.gz``), their maps
+    keep the full name instead (``s.nii_gradcam.nii.gz``, ``s.mha_gradcam.nii.gz``). Maps
+    are NIfTI whatever the scan's format.
 
     Example:
         >>> scans = ["x/dicom/P0001/CT_CHEST", "x/dicom/P0002/CT_CHEST", "x/dicom/P0001/CT_CHEST"]
         >>> [p.as_posix() for p in saliency_paths(scans, "maps")]
         ['maps/P0001/CT_CHEST_gradcam.nii.gz', 'maps/P0002/CT_CHEST_gradcam.nii.gz',
          'maps/P0001/CT_CHEST_gradcam.nii.gz']
-        >>> [p.name for p in saliency_paths(["s.nii", "s.nii.gz", "t.nii.gz"], "maps")]
-        ['s.nii_gradcam.nii.gz', 's.nii.gz_gradcam.nii.gz', 't_gradcam.nii.gz']
+        >>> [p.name for p in saliency_paths(["s.nii", "s.mha", "t.nrrd", "u.mhd"], "maps")]
+        ['s.nii_gradcam.nii.gz', 's.mha_gradcam.nii.gz', 't_gradcam.nii.gz', 'u_gradcam.nii.gz']
     """
     absolute = [Path(os.path.abspath(scan)) for scan in scans]
     if not absolute:
@@ -231,7 +233,7 @@ def predict(
 
     With ``saliency_dir``, a Grad-CAM map of each scan is saved there as NIfTI on the
     scan's own grid and affine, ready to overlay. Its path mirrors the scan's path below
-    the deepest folder holding all the scans, ``_gradcam.nii.gz`` replacing the NIfTI
+    the deepest folder holding all the scans, ``_gradcam.nii.gz`` replacing the scan's
     suffix: ``dicom/P0001/CT_CHEST`` and ``dicom/P0002/CT_CHEST`` give
     ``<saliency_dir>/P0001/CT_CHEST_gradcam.nii.gz`` and ``.../P0002/...``; distinct scans
     always get distinct paths (see :func:`saliency_paths`). A layer whose map is empty is
@@ -260,9 +262,11 @@ def explain(
 ) -> Any:
     """Grad-CAM of one scan under a saved run, on the scan's own grid.
 
-    ``layer``: the convolution layer to explain (default: the model's last one); ``out``:
-    also save the map there as NIfTI. Returns a :class:`ct3d.saliency.HeatMap` (a Volume):
-    its ``layer`` is the layer used, shallower than asked where that layer's map was empty.
+    ``path``: a NIfTI, NRRD or MetaImage file or a DICOM series folder (anything
+    :func:`ct3d.io.read_volume` reads). ``layer``: the convolution layer to explain
+    (default: the model's last one); ``out``: also save the map there as NIfTI. Returns a
+    :class:`ct3d.saliency.HeatMap` (a Volume): its ``layer`` is the layer used, shallower
+    than asked where that layer's map was empty.
     """
     from ct3d.saliency import explain_scan
 

@@ -6,9 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import SimpleITK as sitk
+from test_io_itk import itk_image
 
 from ct3d.data.dataset import DatasetError, Scan, discover_folder, read_manifest
-from ct3d.io import write_volume
+from ct3d.io import read_volume, write_volume
 from ct3d.volume import Volume
 
 LABELS = {"normal": ["CT-0"], "abnormal": ["CT-23"]}
@@ -106,3 +108,26 @@ def test_manifest_lists_series_folders(folder: Path) -> None:
     csv.write_text("path,label\nCT-0/study_0001.nii.gz,CT-0\ndicom/p7/ct,abnormal\n")
     scans = read_manifest(csv, LABELS)
     assert scans[1] == Scan(str(folder / "dicom/p7/ct"), 1, "abnormal", "ct")
+
+
+def test_nrrd_and_metaimage_files_are_scans_beside_nifti(folder: Path) -> None:
+    volume = Volume(np.arange(32, dtype=np.float32).reshape(4, 4, 2) - 1000, (0.7, 0.8, 5.0),
+                    np.diag([0.7, 0.8, 5.0, 1.0]), "")
+    for name in ("CT-0/study_0004.nrrd", "CT-0/study_0004_mask.nrrd", "CT-23/study_0005.mha",
+                 "CT-23/study_0006.mhd", "CT-23/study_0007.nhdr"):
+        sitk.WriteImage(itk_image(volume), str(folder / name))
+    (folder / "CT-23" / "study_0005.mha").rename(folder / "CT-23" / "STUDY_0008.MHA")
+    assert (folder / "CT-23" / "study_0006.raw").is_file()  # detached data: not a scan
+
+    scans = discover_folder(folder, LABELS)
+    assert [(Path(s.path).name, s.label, s.patient) for s in scans] == [
+        ("study_0001.nii.gz", 0, "study_0001"),
+        ("study_0002.nii.gz", 0, "study_0002"),
+        ("study_0004.nrrd", 0, "study_0004"),
+        ("STUDY_0008.MHA", 1, "STUDY_0008"),
+        ("study_0003.nii", 1, "study_0003"),
+        ("study_0006.mhd", 1, "study_0006"),
+        ("study_0007.nhdr", 1, "study_0007"),
+    ]
+    for scan in scans[2:4] + scans[5:]:
+        np.testing.assert_array_equal(read_volume(scan.path).array, volume.array)

@@ -79,8 +79,10 @@ def _stored(vol: Volume, perm: Sequence[int], flips: Sequence[int]) -> Volume:
 
 
 def _ds(vol: Volume, k: int, *, uid: str = UID_A, modality: str = "CT", slope: float = 1.0,
-        intercept: float = 0.0, description: str = "AX LUNG", number: int = 0) -> Dataset:
-    """Slice ``k`` of ``vol`` (array axes = column, row, slice; RAS affine) as a CT dataset."""
+        intercept: float = 0.0, description: str = "AX LUNG", number: int = 0,
+        signed: bool = True) -> Dataset:
+    """Slice ``k`` of ``vol`` (array axes = column, row, slice; RAS affine) as a CT dataset,
+    its pixels stored as int16 (``signed``) or uint16."""
     lps = np.diag([-1.0, -1.0, 1.0, 1.0]) @ vol.affine
     dc, dr = np.linalg.norm(lps[:3, :2], axis=0)
     meta = FileMetaDataset()
@@ -94,7 +96,8 @@ def _ds(vol: Volume, k: int, *, uid: str = UID_A, modality: str = "CT", slope: f
     ds.StudyInstanceUID, ds.FrameOfReferenceUID = STUDY_UID, FRAME_UID
     ds.SeriesNumber, ds.InstanceNumber = 3, number
     ds.Rows, ds.Columns = vol.shape[1], vol.shape[0]
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, 16, 15
+    ds.PixelRepresentation = int(signed)
     ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
     ds.RescaleSlope, ds.RescaleIntercept = slope, intercept
     ds.PixelSpacing = [round(float(dr), 6), round(float(dc), 6)]
@@ -102,7 +105,8 @@ def _ds(vol: Volume, k: int, *, uid: str = UID_A, modality: str = "CT", slope: f
                                   [*lps[:3, 0] / dc, *lps[:3, 1] / dr]]
     ds.ImagePositionPatient = [round(float(v), 6) for v in lps[:3, 3] + k * lps[:3, 2]]
     ds.SliceThickness = round(float(np.linalg.norm(lps[:3, 2])), 6)
-    raw = np.rint((vol.array[:, :, k].T - intercept) / slope).astype(np.int16)
+    raw = np.rint((vol.array[:, :, k].T - intercept) / slope).astype(np.int16 if signed
+                                                                      else np.uint16)
     ds.PixelData = raw.tobytes()
     return ds
 
@@ -535,16 +539,46 @@ def test_corrupt_file_named(tmp_path: Path, corruption: str) -> None:
         read_dicom_series(tmp_path)
 
 
-@pytest.mark.parametrize("syntax", [JPEGLosslessSV1, JPEG2000Lossless])
-def test_compressed_without_usable_decoder(tmp_path: Path, syntax: pydicom.uid.UID) -> None:
-    files = write_series(tmp_path, _reference())
+def _compressed_garbage(files: Sequence[Path], syntax: pydicom.uid.UID) -> Path:
+    """The second file of a series, marked as compressed with ``syntax``, holding garbage."""
     ds = pydicom.dcmread(files[1])
     ds.file_meta.TransferSyntaxUID = syntax
     ds.PixelData = encapsulate([b"\x00\x01" * 30])
     ds["PixelData"].VR = "OB"
     ds.save_as(files[1], enforce_file_format=True)
-    with _raises(files[1], ".*" + re.escape(f"{syntax.name} ({syntax})") + ".*" + re.escape(
-            "pip install pylibjpeg pylibjpeg-libjpeg pylibjpeg-openjpeg")):
+    return files[1]
+
+
+@pytest.mark.parametrize("syntax", [JPEGLosslessSV1, JPEG2000Lossless])
+def test_corrupt_compressed_pixel_data_named(tmp_path: Path, syntax: pydicom.uid.UID) -> None:
+    """The decoders are installed with ct3d, so undecodable data is a corrupt file."""
+    path = _compressed_garbage(write_series(tmp_path, _reference()), syntax)
+    with _raises(path, re.escape(f"cannot decode the {syntax.name} ({syntax}) pixel data (")
+                 + ".*" + re.escape("): the file is corrupt, or compressed in a way the installed "
+                                    "decoders do not support; if another viewer shows it, "
+                                    "decompress the series first (gdcmconv --raw")):
+        read_dicom_series(tmp_path)
+
+
+class _NoDecoder:
+    """What pydicom's ``get_decoder`` gives for a syntax whose plugins are not installed."""
+
+    is_available = False
+    missing_dependencies = ("pylibjpeg - requires pylibjpeg>=2.0 and pylibjpeg-libjpeg>=2.1",
+                            "gdcm - requires gdcm>=3.0.10")
+
+
+def test_compressed_without_decoder_names_the_plugins(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    path = _compressed_garbage(write_series(tmp_path, _reference()), JPEGLosslessSV1)
+    monkeypatch.setattr("ct3d.io.dicom.get_decoder", lambda uid: _NoDecoder())
+    with _raises(path, re.escape(
+            f"pixel data compressed as {JPEGLosslessSV1.name} ({JPEGLosslessSV1}) and no decoder "
+            f"for it is installed (pydicom's plugins for it: pylibjpeg - requires pylibjpeg>=2.0 "
+            f"and pylibjpeg-libjpeg>=2.1; gdcm - requires gdcm>=3.0.10): reinstall ct3d, whose "
+            f"dependencies include pylibjpeg, pylibjpeg-libjpeg, pylibjpeg-openjpeg, "
+            f"pylibjpeg-rle, or decompress the series first (gdcmconv --raw, or dcmdjpeg from "
+            f"DCMTK for JPEG)")):
         read_dicom_series(tmp_path)
 
 

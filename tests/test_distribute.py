@@ -38,10 +38,12 @@ from ct3d.scenario import Scenario
 
 # Replicas see other batch sizes, so every sum runs in another order: float32 rounding,
 # which the BatchNormalization backward pass amplifies (it subtracts nearly equal means).
-# Measured on 2 CPU cores: predictions within 2.1e-5, training loss within 6e-5, validation
-# loss within 1.9e-3. Unsynchronized BatchNormalization (per-replica statistics of 2 scans)
-# is off by 0.18, 0.1 and 0.09, so these bounds tell the two apart.
-PROBABILITY_ATOL = 1e-3
+# Measured on 2 CPU cores: predictions within 2.1e-5 on the old stand-in and within 2.5e-3
+# on the new one (lungs that fill the rib cage over domed bases; the same scans in both
+# runs, none sitting out), training loss within 6e-5, validation loss within 1.9e-3.
+# Unsynchronized BatchNormalization (per-replica statistics of 2 scans) is off by 0.18, 0.1
+# and 0.09, so these bounds tell the two apart.
+PROBABILITY_ATOL = 5e-3
 LOSS_ATOL = 5e-3
 RUN_FILES = ["history.csv", "metrics.json", "model.keras", "predictions.csv", "scenario.yaml",
              "split.csv", "state"]

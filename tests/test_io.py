@@ -216,8 +216,8 @@ def test_gzip_of_garbage(tmp_path: Path) -> None:
 def test_wrong_extension(tmp_path: Path, hu: np.ndarray) -> None:
     path = tmp_path / "scan.txt"
     path.write_bytes(_save(hu, RAS_AFFINE, tmp_path / "scan.nii").read_bytes())
-    with _raises(path, r"not a NIfTI file or DICOM folder \(expected a \.nii or \.nii\.gz "
-                       r"extension\)"):
+    with _raises(path, r"not a NIfTI, NRRD or MetaImage file, nor a DICOM folder \(expected a "
+                       r"\.nii\.gz, \.nii, \.nrrd, \.nhdr, \.mha or \.mhd extension\)"):
         read_volume(path)
 
 
@@ -351,11 +351,11 @@ def test_empty_file(tmp_path: Path, name: str) -> None:
         read_volume(path)
 
 
-@pytest.mark.parametrize("name", ["scan.mha", "scan.nrrd", "scan.dcm", "scan.npy", "scan.nii.zip"])
+@pytest.mark.parametrize("name", ["scan.dcm", "scan.npy", "scan.nii.zip", "scan.nrrd.gz"])
 def test_other_formats_are_refused_by_name(tmp_path: Path, hu: np.ndarray, name: str) -> None:
     path = tmp_path / name
     path.write_bytes(gzip.compress(_save(hu, RAS_AFFINE, tmp_path / "scan.nii").read_bytes()))
-    with _raises(path, r"not a NIfTI file or DICOM folder"):
+    with _raises(path, r"not a NIfTI, NRRD or MetaImage file, nor a DICOM folder"):
         read_volume(path)
 
 

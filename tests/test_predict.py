@@ -14,18 +14,21 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+import SimpleITK as sitk
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_dicom import write_series
+from test_io_itk import itk_image
 
 import ct3d
 from ct3d import export
 from ct3d.cli import main
 from ct3d.engine import run
-from ct3d.inference import saliency_paths
-from ct3d.io import read_volume
+from ct3d.inference import expand_paths, saliency_paths
+from ct3d.io import read_volume, write_volume
 from ct3d.preprocess import build_preprocess
 from ct3d.scenario import Scenario
+from ct3d.volume import Volume
 
 CONVS = {"block1_conv", "block2_conv", "block3_conv", "block4_conv"}
 SCANS = ["a/dicom/scan.nii.gz", "b/dicom/scan.nii.gz", "dicom/P0001/CT_CHEST",
@@ -73,6 +76,45 @@ def test_map_paths_mirror_the_scans_below_their_common_folder(
         "c/u_gradcam.nii.gz"]
     assert saliency_paths(["in/c/u.nii.gz"], "maps") == [Path("maps/u_gradcam.nii.gz")]
     assert saliency_paths([], "maps") == []
+
+
+def test_folders_expand_to_nrrd_and_metaimage_scans_too(tmp_path: Path) -> None:
+    volume = Volume(np.random.default_rng(0).integers(-1024, 2000, (6, 5, 4)).astype(np.float32),
+                    (0.7, 0.9, 2.5), np.diag([0.7, 0.9, 2.5, 1.0]), "scan")
+    write_volume(volume, tmp_path / "in" / "s.nii.gz")
+    for name in ("s.nrrd", "s_mask.nrrd", "t.mha", "sub/u.mhd", "sub/v.nhdr"):
+        (tmp_path / "in" / name).parent.mkdir(exist_ok=True)
+        sitk.WriteImage(itk_image(volume), str(tmp_path / "in" / name), useCompression=True)
+    write_series(tmp_path / "in" / "sub" / "series", volume)
+
+    scans = expand_paths([tmp_path / "in"])
+    assert [p.relative_to(tmp_path / "in").as_posix() for p in scans] == [
+        "s.nii.gz", "s.nrrd", "sub/series", "sub/u.mhd", "sub/v.nhdr", "t.mha"]
+    assert [p.relative_to(tmp_path / "maps").as_posix()
+            for p in saliency_paths(scans, tmp_path / "maps")] == [
+        "s.nii.gz_gradcam.nii.gz", "s.nrrd_gradcam.nii.gz", "sub/series_gradcam.nii.gz",
+        "sub/u_gradcam.nii.gz", "sub/v_gradcam.nii.gz", "t_gradcam.nii.gz"]
+    for scan in scans:
+        np.testing.assert_array_equal(read_volume(scan).array, volume.array)
+
+
+@pytest.mark.slow
+def test_nrrd_and_metaimage_scans_predict_like_their_nifti(
+    run_dir: Path, cohort_root: Path, tmp_path: Path,
+) -> None:
+    source = sorted(next(cohort_root.glob("quick-*")).glob("CT-*/study_????.nii.gz"))[0]
+    volume = read_volume(source)
+    for name in ("scan.nrrd", "scan.mha"):
+        sitk.WriteImage(itk_image(volume), str(tmp_path / name), useCompression=True)
+    results = ct3d.predict(run_dir, [source, tmp_path], saliency_dir=tmp_path / "maps",
+                           progress=False)
+    assert [r.error for r in results] == [None] * 3
+    assert [Path(r.scan).name for r in results] == [source.name, "scan.mha", "scan.nrrd"]
+    assert [r.probability for r in results[1:]] == pytest.approx([results[0].probability] * 2,
+                                                                 abs=1e-6)
+    maps = [read_volume(r.saliency, hu=False) for r in results]
+    np.testing.assert_allclose(maps[1].array, maps[0].array, atol=1e-5)
+    np.testing.assert_allclose(maps[2].affine, volume.affine, atol=1e-4)
 
 
 _NAMES = st.sampled_from(["a", "dicom", "s", "s.nii", "s.nii.gz", "s.nii.nii.gz", "s_mask.nii",

@@ -241,7 +241,8 @@ def test_hu_rule_on_small_fields_of_view(tmp_path: Path) -> None:
 
     mid = phantom.volume.shape[0] // 2  # the mediastinum, below the trachea: no air at all
     centre = (slice(mid - 2, mid + 2), slice(ys[0] + 20, ys[0] + 30), slice(zs[0], zs[-1]))
-    assert set(np.unique(phantom.labels[centre])) <= {Tissue.FAT, Tissue.SOFT, Tissue.VESSEL}
+    assert set(np.unique(phantom.labels[centre])) <= {Tissue.FAT, Tissue.SOFT, Tissue.VESSEL,
+                                                      Tissue.ORGAN}
     path = _small_field(phantom, tmp_path, centre, "mediastinum")
     with pytest.raises(ScanError, match="does not look like CT in Hounsfield units"):
         read_volume(path)
@@ -348,7 +349,9 @@ def _bad_scans(folder: Path, good: Path) -> dict[Path, str]:
     (folder / "text.nii.gz").write_text("not a scan")
     bad[folder / "text.nii.gz"] = "not gzip-compressed despite the .gz suffix"
     (folder / "scan.mha").write_bytes(b"ObjectType = Image\n")
-    bad[folder / "scan.mha"] = "not a NIfTI file or DICOM folder"
+    bad[folder / "scan.mha"] = "not a MetaImage file, or its header is corrupt"
+    (folder / "scan.npy").write_bytes(b"\x93NUMPY")
+    bad[folder / "scan.npy"] = "not a NIfTI, NRRD or MetaImage file, nor a DICOM folder"
     (folder / "empty.nii.gz").touch()
     bad[folder / "empty.nii.gz"] = "empty file (0 bytes)"
     (folder / "no_dicom").mkdir()

@@ -12,8 +12,10 @@ import ipywidgets as widgets
 import nibabel as nib
 import numpy as np
 import pytest
+import SimpleITK as sitk
 from ipyniivue import SliceType
 from test_dicom import write_series
+from test_io_itk import itk_image
 
 from ct3d.data.synthetic import generate_scan
 from ct3d.io import read_volume, write_volume
@@ -72,6 +74,21 @@ def test_a_dicom_series_folder_opens_as_its_volume(
     expected = read_volume(tmp_path / "series")
     np.testing.assert_allclose(shown.affine, expected.affine, atol=1e-4)
     assert shown.shape == expected.shape
+
+
+def test_nrrd_and_metaimage_files_open_as_their_volumes(
+    scan: tuple[Volume, np.ndarray], tmp_path: Path,
+) -> None:
+    volume, mask = scan
+    sitk.WriteImage(itk_image(volume), str(tmp_path / "scan.nrrd"), useCompression=True)
+    sitk.WriteImage(itk_image(volume, mask.T.astype(np.uint8)), str(tmp_path / "mask.mha"))
+    viewer = VolumeViewer(tmp_path / "scan.nrrd", overlays={"lesions": tmp_path / "mask.mha"})
+    base, lesions = (_decoded(v.data) for v in viewer.nv.volumes)
+    np.testing.assert_array_equal(np.asarray(base.dataobj), volume.array)
+    np.testing.assert_allclose(base.affine, volume.affine, atol=1e-4)
+    np.testing.assert_array_equal(np.asarray(lesions.dataobj), mask)
+    np.testing.assert_array_equal(ScanViewer(tmp_path / "scan.nrrd").volumes[0].array,
+                                  volume.array)
 
 
 def test_windows_presets_sliders_and_loading(scan: tuple[Volume, np.ndarray]) -> None:

@@ -1,6 +1,7 @@
 """Datasets: find scans (class sub-folders or a manifest CSV) and label them.
 
-A scan is a NIfTI file or a folder holding one DICOM series (its slices, one file each).
+A scan is a file :func:`ct3d.io.read_volume` reads (NIfTI, NRRD or MetaImage: see
+:data:`SCAN_SUFFIXES`) or a folder holding one DICOM series (its slices, one file each).
 
 Example::
 
@@ -17,9 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ct3d.errors import Ct3dError
-from ct3d.io import is_series_folder
+from ct3d.io import SCAN_SUFFIXES, is_series_folder
 
-SCAN_SUFFIXES = (".nii.gz", ".nii")
 MASK_SUFFIX = "_mask"
 
 
@@ -38,22 +38,28 @@ class Scan:
 
 
 def scan_stem(path: str | os.PathLike[str]) -> str:
-    """File name without its NIfTI suffix: ``study_0001.nii.gz`` -> ``study_0001``."""
+    """File name without its scan suffix (any of :data:`SCAN_SUFFIXES`, in any case).
+
+    Example:
+        >>> scan_stem("CT-0/study_0001.nii.gz"), scan_stem("S.NRRD"), scan_stem("patient_07")
+        ('study_0001', 'S', 'patient_07')
+    """
     name = Path(path).name
     for suffix in SCAN_SUFFIXES:
-        if name.endswith(suffix):
+        if name.lower().endswith(suffix):
             return name[: -len(suffix)]
     return name
 
 
 def is_scan_file(path: Path) -> bool:
-    """A NIfTI file that is not a lesion mask (``*_mask.nii[.gz]``)."""
-    return (path.is_file() and path.name.endswith(SCAN_SUFFIXES)
+    """A scan file (NIfTI, NRRD, MetaImage) that is not a lesion mask (``*_mask.nii.gz``,
+    ``*_mask.nrrd``, ...)."""
+    return (path.is_file() and path.name.lower().endswith(SCAN_SUFFIXES)
             and not scan_stem(path).endswith(MASK_SUFFIX))
 
 
 def is_scan(path: Path) -> bool:
-    """A NIfTI scan file (see :func:`is_scan_file`) or a folder holding a DICOM series.
+    """A scan file (see :func:`is_scan_file`) or a folder holding a DICOM series.
 
     Example:
         >>> is_scan(Path("study_0001_mask.nii.gz")), is_scan(Path("no/such/folder"))
@@ -66,9 +72,10 @@ def discover_folder(root: str | os.PathLike[str], labels: dict[str, list[str]]) 
     """Scans under ``root/<folder>/`` for every folder of every class in ``labels``.
 
     ``labels`` maps class name -> folder names; the first class gets label 0. A scan is a
-    NIfTI file or a sub-folder holding DICOM files (one series; its patient id is the
-    sub-folder's name). Masks (``*_mask.nii.gz``) and other sub-folders are skipped. Scans
-    are sorted by class, then name.
+    NIfTI, NRRD or MetaImage file (its patient id is the name without the suffix) or a
+    sub-folder holding DICOM files (one series; its patient id is the sub-folder's name).
+    Masks (``*_mask.nii.gz``, ``*_mask.nrrd``, ...), detached data files (``.raw``) and other
+    sub-folders are skipped. Scans are sorted by class, then name.
     """
     base = Path(root)
     if not base.is_dir():
@@ -91,7 +98,7 @@ def discover_folder(root: str | os.PathLike[str], labels: dict[str, list[str]]) 
 def read_manifest(path: str | os.PathLike[str], labels: dict[str, list[str]]) -> list[Scan]:
     """Scans listed in a CSV with columns ``path,label[,patient]``.
 
-    ``path`` is a NIfTI file or a DICOM series folder; relative paths are relative to the
+    ``path`` is a scan file or a DICOM series folder; relative paths are relative to the
     CSV's folder. ``label`` is a class name or one of the names listed for a class in
     ``labels``; ``patient`` defaults to the file's stem (a series folder's name).
     """

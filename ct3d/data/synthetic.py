@@ -164,9 +164,11 @@ class Tissue(IntEnum):
     TRABECULAR = 9
     GGO = 10
     CONSOLIDATION = 11
+    ORGAN = 12
 
 
-_BASE_HU = np.array([-1000, 150, -100, 40, -850, 40, -1000, 0, 850, 450, -500, 0], np.float32)
+_BASE_HU = np.array([-1000, 150, -100, 40, -850, 40, -1000, 0, 850, 450, -500, 0, 58],
+                    np.float32)
 _HU_RANGE = (-1024.0, 3071.0)
 
 
@@ -261,6 +263,8 @@ class _Anatomy:
     rib_drop: float
     lut: np.ndarray
     noise_hu: float
+    dome: float
+    recess: float
 
     @property
     def cavity(self) -> tuple[float, float, float, float]:
@@ -279,6 +283,37 @@ class _Anatomy:
         """(base z, height) of a lung; the right base sits higher, above the liver."""
         lift = 12.0 if side > 0 else 0.0
         return self.lung_z - 0.5 * self.lung_height + lift, self.lung_height - lift
+
+    def apex_scale(self, z: np.ndarray) -> np.ndarray:
+        """The lungs' cross-section scale at heights ``z``: 1 up to 40% of their height,
+        shrinking to 0 at the apex."""
+        top = self.lung_z + 0.5 * self.lung_height
+        return np.sqrt(np.clip((top - z) / (0.6 * self.lung_height), 0, 1)).astype(np.float32)
+
+    def lung_q(self, side: int, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """A lung's widest cross-section, a rounded rectangle (superellipse of power 4):
+        < 1 inside."""
+        cx, cy, a, b = self.lung_ellipse(side)
+        return ((x - cx) / a) ** 4 + ((y - cy) / b) ** 4
+
+    def dome_z(self, side: int, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Height of the diaphragm under a lung: ``dome`` above its recesses at the centre;
+        the recesses rise by ``recess`` from the back to the front."""
+        _, cy, _, b = self.lung_ellipse(side)
+        base, _ = self.lung_span(side)
+        front = np.clip((y - cy + b) / (2 * b), 0, 1)
+        return base + self.recess * front + self.dome * np.clip(1 - self.lung_q(side, x, y), 0, 1)
+
+    def cage(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The cavity at heights ``z`` as (cy, a, b): the widest cavity's, narrowing with the
+        lungs towards their apices, at the back."""
+        cx, cy, a, b = self.cavity
+        _, ly, la, lb = self.lung_ellipse(1)
+        scale = self.apex_scale(z)
+        half = np.minimum(a, 0.14 * a + 2 * la * scale)
+        back = cy - b
+        front = np.minimum(cy + b, ly - lb + 2 * lb * scale + 0.06 * b)
+        return (back + front) / 2, half, (front - back) / 2
 
     def vertebra_y(self) -> float:
         cx, cy, a, b = self.cavity
@@ -323,7 +358,8 @@ def _draw_grid(rng: np.random.Generator, preset: Preset) -> _Grid:
 
 def _draw_lut(rng: np.random.Generator) -> np.ndarray:
     lut = _BASE_HU.copy()
-    for tissue, spread in ((Tissue.SOFT, 8), (Tissue.FAT, 15), (Tissue.LUNG, 15)):
+    for tissue, spread in ((Tissue.SOFT, 8), (Tissue.FAT, 15), (Tissue.LUNG, 15),
+                           (Tissue.ORGAN, 6)):
         lut[tissue] += rng.uniform(-spread, spread)
     lut[Tissue.VESSEL] += rng.uniform(-10, 20)
     return lut
@@ -346,18 +382,14 @@ def _draw_anatomy(rng: np.random.Generator) -> _Anatomy:
         rib_drop=rng.uniform(60, 95),
         lut=_draw_lut(rng),
         noise_hu=rng.uniform(15, 25),
+        dome=rng.uniform(30, 45),
+        recess=rng.uniform(15, 30),
     )
 
 
 def _ellipse(x: np.ndarray, y: np.ndarray, cx: float, cy: float, a: float, b: float) -> np.ndarray:
     """Normalised squared radius: < 1 inside the ellipse."""
     return ((x - cx) / a) ** 2 + ((y - cy) / b) ** 2
-
-
-def _lung_profile(t: np.ndarray) -> np.ndarray:
-    """Lung cross-section scale along its height t in [0, 1]: widest low, narrow apex."""
-    inside = (t > 0) & (t < 1)
-    return np.where(inside, np.sqrt(np.clip(np.sin(np.pi * np.clip(t, 0, 1) ** 0.7), 0, 1)), 0.0)
 
 
 def _body(grid: _Grid, anat: _Anatomy) -> tuple[np.ndarray, np.ndarray]:
@@ -409,22 +441,24 @@ def _spine(grid: _Grid, anat: _Anatomy) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _ribs(grid: _Grid, anat: _Anatomy) -> np.ndarray:
-    """3D ribs: oblique arcs just outside the cavity, descending from spine to sternum."""
-    cx, cy, a, b = anat.cavity
+    """3D ribs: oblique arcs just outside the cavity (narrowing with it towards the apices),
+    descending from spine to sternum."""
+    cx = anat.centre[0]
+    cy, a, b = (c[None, None, :] + 5.0 for c in anat.cage(grid.axis(2)))
+    cy = cy - 5.0
     x, y = grid.plane()
-    x, y = np.broadcast_arrays(x - cx, y - cy)
-    a, b = a + 5.0, b + 5.0
+    x, y = x[:, :, None] - cx, y[:, :, None] - cy
     rho = np.hypot(x / a, y / b) + 1e-6
     gradient = np.hypot(x / a**2, y / b**2) / rho
     distance = (rho - 1) / gradient
     along = (np.arctan2(np.abs(x), -y) / np.pi - 0.12) / (0.8 - 0.12)
     shell = (np.abs(distance) < 3.5) & (along >= 0) & (along <= 1)
     top = anat.lung_z + 0.5 * anat.lung_height + 5.0
-    u = (top - anat.rib_drop * along[shell][:, None] - grid.axis(2)[None, :]) / anat.rib_pitch
+    z = np.broadcast_to(grid.axis(2)[None, None, :], grid.shape)
+    u = (top - anat.rib_drop * along[shell] - z[shell]) / anat.rib_pitch
     rib = np.rint(u)
-    hit = (np.abs(u - rib) * anat.rib_pitch < 5.0) & (rib >= 0) & (rib < 12)
     ribs = np.zeros(grid.shape, bool)
-    ribs[shell] = hit
+    ribs[shell] = (np.abs(u - rib) * anat.rib_pitch < 5.0) & (rib >= 0) & (rib < 12)
     return ribs
 
 
@@ -439,17 +473,21 @@ def _sternum(grid: _Grid, anat: _Anatomy) -> np.ndarray:
 
 
 def _lungs(grid: _Grid, anat: _Anatomy, excluded: np.ndarray) -> np.ndarray:
-    """3D lungs: tapered ellipses inside the cavity, minus heart, bone and whatever else."""
+    """3D lungs: rounded rectangles filling the cavity, over domed bases, tapering towards
+    apices at the back; minus heart, bone and whatever else is ``excluded``."""
     x, y = grid.plane()
-    cx, cy, a, b = anat.cavity
-    cavity = _ellipse(x, y, cx, cy, 0.98 * a, 0.98 * b) < 1
+    x, y = x[:, :, None], y[:, :, None]
     z = grid.axis(2)
+    cy, a, b = (c[None, None, :] for c in anat.cage(z))
+    cavity = ((x - anat.centre[0]) / (0.98 * a)) ** 2 + ((y - cy) / (0.98 * b)) ** 2 < 1
+    scale = anat.apex_scale(z)[None, None, :] + np.float32(1e-3)
     lungs = np.zeros(grid.shape, bool)
     for side in (1, -1):
-        base, height = anat.lung_span(side)
-        scale = _lung_profile((z - base) / height) ** 2
-        lungs |= _ellipse(x, y, *anat.lung_ellipse(side))[:, :, None] < scale[None, None, :]
-    return lungs & cavity[:, :, None] & ~excluded
+        lx, ly, la, lb = anat.lung_ellipse(side)
+        ax, ay = lx - side * la * (1 - scale), ly - lb * (1 - scale)
+        tapered = ((x - ax) / (la * scale)) ** 4 + ((y - ay) / (lb * scale)) ** 4 < 1
+        lungs |= tapered & (z[None, None, :] > anat.dome_z(side, x, y))
+    return lungs & cavity & ~excluded
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -788,6 +826,20 @@ def _dependent_gradient(grid: _Grid, anat: _Anatomy) -> np.ndarray:
     return np.clip(-20.0 * (y - cy) / b, -20, 20).astype(np.float32)
 
 
+def _organs(grid: _Grid, anat: _Anatomy) -> np.ndarray:
+    """3D liver (right) and spleen (left): the cavity under each dome, down to 6 cm below."""
+    x, y = grid.plane()
+    cx, cy, a, b = anat.cavity
+    cavity = (_ellipse(x, y, cx, cy, a, b) < 1)[:, :, None]
+    z = grid.axis(2)[None, None, :]
+    found = np.zeros(grid.shape, bool)
+    for side in (1, -1):
+        base, _ = anat.lung_span(side)
+        half = (side * (x - cx) > 0)[:, :, None]
+        found |= half & (z < anat.dome_z(side, x, y)[:, :, None]) & (z > base - 60.0)
+    return found & cavity
+
+
 def _label_map(
     grid: _Grid,
     anat: _Anatomy,
@@ -803,6 +855,7 @@ def _label_map(
     np.copyto(labels, np.uint8(Tissue.TABLE), where=_table(grid, anat)[:, :, None])
     np.copyto(labels, np.uint8(Tissue.FAT), where=body[:, :, None])
     np.copyto(labels, np.uint8(Tissue.SOFT), where=inner[:, :, None])
+    np.copyto(labels, np.uint8(Tissue.ORGAN), where=_organs(grid, anat))
     np.copyto(labels, np.uint8(Tissue.LUNG), where=lungs)
     np.copyto(labels, np.uint8(Tissue.VESSEL), where=vessels & lungs)
     np.copyto(labels, np.uint8(Tissue.AIRWAY_WALL), where=wall & lungs)

@@ -1,8 +1,10 @@
-"""The checks every scan gets once loaded, the same for every file format.
+"""The checks every scan gets, the same for every file format.
 
-:func:`checked_volume` refuses a volume that is not a finite, non-empty 3D array with a usable
-geometry (:func:`usable_affine`) and, for CT, one that is constant or not in Hounsfield units;
-values below :data:`AIR_HU` (field-of-view padding) are set to air.
+:func:`checked_shape` refuses, from the header alone, what is not one 3D volume of at most
+:data:`MAX_VOXELS` voxels. :func:`checked_volume` refuses a volume that is not a finite,
+non-empty 3D array with a usable geometry (:func:`usable_affine`) and, for CT, one that is
+constant or not in Hounsfield units; values below :data:`AIR_HU` (field-of-view padding) are
+set to air.
 """
 
 from __future__ import annotations
@@ -16,7 +18,10 @@ from nibabel.orientations import io_orientation
 from ct3d.io.errors import ScanError
 from ct3d.volume import Volume
 
-__all__ = ["AIR_HU", "checked_volume", "usable_affine"]
+__all__ = ["AIR_HU", "MAX_VOXELS", "checked_shape", "checked_volume", "usable_affine"]
+
+MAX_VOXELS = 2**31
+"""The largest volume read (8 GiB as float32); a header asking for more is refused unread."""
 
 AIR_HU = -1024.0
 """Values below this are set to it: nothing in a body is below air, so lower values are
@@ -29,6 +34,37 @@ _HU_BOUND = 65536.0
 """CT stores 12-16 bit values: HU beyond +-2**16 come from a wrong scaling, not a scan."""
 _DEGENERATE = 1e-6
 """An affine is degenerate when its axes, scaled to unit length, span less volume than this."""
+
+
+def checked_shape(path: Path, shape: tuple[int, ...]) -> tuple[int, int, int]:
+    """The 3D shape of a header's ``shape`` (trailing sizes of one dropped), checked unread.
+
+    Raises:
+        ScanError: not one 3D volume (2D, or 4D with several volumes), no voxels, or more
+            than :data:`MAX_VOXELS`.
+
+    Example:
+        >>> checked_shape(Path("scan.nrrd"), (512, 512, 300, 1))
+        (512, 512, 300)
+        >>> checked_shape(Path("scan.nrrd"), (512, 512))
+        Traceback (most recent call last):
+        ...
+        ct3d.io.errors.ScanError: scan.nrrd: expected a 3D volume, found shape (512, 512)
+    """
+    if len(shape) > 3 and all(n == 1 for n in shape[3:]):
+        shape = shape[:3]
+    if len(shape) == 4:
+        raise ScanError(path, f"expected a 3D volume, found 4D with {shape[3]} volumes {shape}")
+    if len(shape) != 3:
+        raise ScanError(path, f"expected a 3D volume, found shape {shape}")
+    n = math.prod(shape)
+    if n == 0:
+        raise ScanError(path, f"empty volume: shape {shape} has no voxels")
+    if n > MAX_VOXELS:
+        raise ScanError(path, f"shape {shape} in the header has {n:.3g} voxels "
+                              f"({n * 4 / 2**30:.3g} GiB as float32); ct3d reads at most "
+                              f"{MAX_VOXELS} (2**31)")
+    return shape[0], shape[1], shape[2]
 
 
 def usable_affine(affine: np.ndarray) -> bool:

@@ -33,6 +33,7 @@ from pydicom.pixels import get_decoder
 from pydicom.tag import Tag
 from pydicom.uid import UID, MediaStorageDirectoryStorage
 
+from ct3d.io.canonical import canonical_spacing
 from ct3d.io.errors import ScanError, detail
 from ct3d.volume import Volume
 
@@ -58,9 +59,10 @@ ONE_SERIES_TAGS = ("Rows", "Columns", "ImageOrientationPatient", "PixelSpacing",
                    "FrameOfReferenceUID", "StudyInstanceUID", "SeriesNumber")
 """Files without a SeriesInstanceUID are read as one series when these agree wherever present."""
 NO_UID = "(no SeriesInstanceUID)"
-_DECODER_HINT = ("install a decoder (pip install pylibjpeg pylibjpeg-libjpeg pylibjpeg-openjpeg, "
-                 "or python-gdcm) or decompress the series first (gdcmconv --raw, or dcmdjpeg "
-                 "from DCMTK for JPEG)")
+_DEFAULT_DECODERS = ("pylibjpeg", "pylibjpeg-libjpeg", "pylibjpeg-openjpeg", "pylibjpeg-rle")
+"""The pydicom decoder plugins among ct3d's dependencies: with them JPEG (lossless too),
+JPEG-LS, JPEG 2000, HTJ2K and RLE series read without another package."""
+_DECOMPRESS_HINT = "decompress the series first (gdcmconv --raw, or dcmdjpeg from DCMTK for JPEG)"
 
 
 class DicomWarning(UserWarning):
@@ -451,14 +453,17 @@ def _check_decoder(path: Path, ds: Dataset) -> None:
     if not uid.is_compressed:
         return
     try:
-        available = get_decoder(uid).is_available
+        decoder = get_decoder(uid)
     except NotImplementedError as exc:
         raise ScanError(path, f"pixel data compressed as {uid.name} ({uid}), which pydicom "
                               f"cannot decode; decompress the series first (gdcmconv --raw)"
                         ) from exc
-    if not available:
+    if not decoder.is_available:
+        plugins = "; ".join(decoder.missing_dependencies) or "none known"
         raise ScanError(path, f"pixel data compressed as {uid.name} ({uid}) and no decoder "
-                              f"for it is installed: {_DECODER_HINT}")
+                              f"for it is installed (pydicom's plugins for it: {plugins}): "
+                              f"reinstall ct3d, whose dependencies include "
+                              f"{', '.join(_DEFAULT_DECODERS)}, or {_DECOMPRESS_HINT}")
 
 
 def _fmt(values: np.ndarray) -> str:
@@ -583,7 +588,8 @@ def _pixels(s: _Slice, shape: tuple[int, int]) -> np.ndarray:
     except Exception as exc:  # decoders raise many types on corrupt pixel data
         if ts is not None and UID(ts).is_transfer_syntax and UID(ts).is_compressed:
             reason = (f"cannot decode the {UID(ts).name} ({ts}) pixel data ({detail(exc)}): "
-                      f"the file may be corrupt; otherwise {_DECODER_HINT}")
+                      f"the file is corrupt, or compressed in a way the installed decoders do "
+                      f"not support; if another viewer shows it, {_DECOMPRESS_HINT}")
         else:
             reason = f"cannot read the pixel data ({detail(exc)})"
         raise ScanError(s.path, reason) from exc
@@ -674,8 +680,5 @@ def _read_series(folder: Path, info: SeriesInfo, headers: Sequence[Dataset]) -> 
         array = _resample(array, ornt, along, targets)
 
     zooms = np.linalg.norm(affine[:3, :3], axis=0)
-    spacing = [0.0, 0.0, 0.0]
-    for in_axis, out_axis in enumerate(ornt[:, 0].astype(int)):
-        spacing[out_axis] = float(zooms[in_axis])
-    return Volume(array=array, spacing=tuple(spacing),
+    return Volume(array=array, spacing=canonical_spacing(zooms, ornt),
                   affine=affine @ inv_ornt_aff(ornt, stored_shape), source=str(folder))

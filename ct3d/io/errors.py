@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from ct3d.errors import Ct3dError
 
-__all__ = ["ScanError", "detail"]
+__all__ = ["ScanError", "detail", "reading"]
 
 
 class ScanError(Ct3dError, ValueError):
@@ -31,3 +33,25 @@ class ScanError(Ct3dError, ValueError):
 def detail(exc: BaseException) -> str:
     """The message of ``exc`` on one line, to quote in a :class:`ScanError` reason."""
     return " ".join(str(exc).split())
+
+
+@contextmanager
+def reading(path: str | os.PathLike[str]) -> Iterator[None]:
+    """Turn the OS errors of reading ``path`` into :class:`ScanError`\\ s naming it.
+
+    Example:
+        >>> from pathlib import Path
+        >>> with reading("gone.mha"):
+        ...     Path("gone.mha").read_bytes()
+        Traceback (most recent call last):
+        ...
+        ct3d.io.errors.ScanError: gone.mha: file not found
+    """
+    try:
+        yield
+    except FileNotFoundError as exc:
+        raise ScanError(path, "file not found") from exc
+    except PermissionError as exc:
+        raise ScanError(path, "permission denied") from exc
+    except OSError as exc:
+        raise ScanError(path, f"cannot read file ({detail(exc)})") from exc

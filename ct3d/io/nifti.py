@@ -19,37 +19,34 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 from isal import igzip, isal_zlib
-from nibabel.orientations import apply_orientation, inv_ornt_aff, io_orientation
 from nibabel.spatialimages import HeaderDataError
 from nibabel.wrapstruct import WrapStructError
 from numpy.typing import DTypeLike
 
 from ct3d import atomic
-from ct3d.io.checks import usable_affine
-from ct3d.io.errors import ScanError, detail
+from ct3d.io.canonical import canonical_volume
+from ct3d.io.checks import checked_shape, usable_affine
+from ct3d.io.errors import ScanError, detail, reading
 from ct3d.volume import Volume
 
-__all__ = ["MAX_VOXELS", "read_nifti", "write_volume"]
+__all__ = ["NIFTI_SUFFIXES", "read_nifti", "write_volume"]
 
-_SUFFIXES = (".nii.gz", ".nii")
+NIFTI_SUFFIXES = (".nii.gz", ".nii")
+"""The file name endings of NIfTI scans (matched in any case)."""
 _GZIP_MAGIC = b"\x1f\x8b"
 _HEADER_CLASSES = {348: nib.Nifti1Header, 540: nib.Nifti2Header}
-
-MAX_VOXELS = 2**31
-"""The largest volume read (8 GiB as float32); a header asking for more is refused unread."""
 
 
 def _nifti_suffix(path: Path) -> str | None:
     name = path.name.lower()
-    return next((suffix for suffix in _SUFFIXES if name.endswith(suffix)), None)
+    return next((suffix for suffix in NIFTI_SUFFIXES if name.endswith(suffix)), None)
 
 
 def read_nifti(path: Path) -> tuple[Volume, str]:
     """The scan as stored (scaled, in RAS+ order), and a description of its storage."""
     suffix = _nifti_suffix(path)
     if suffix is None:
-        raise ScanError(path, "not a NIfTI file or DICOM folder (expected a .nii or .nii.gz "
-                              "extension)")
+        raise ScanError(path, "not a NIfTI file (expected a .nii or .nii.gz extension)")
     data = _file_bytes(path, suffix)
     header = _header(path, data)
     shape = _shape(path, header)
@@ -57,37 +54,16 @@ def read_nifti(path: Path) -> tuple[Volume, str]:
     affine, zooms = _geometry(path, header)
     slope, inter = _scaling(path, header)
 
-    ornt = io_orientation(affine)
-    # Values beyond float32 become infinite here and are reported by the checks.
-    with np.errstate(over="ignore", invalid="ignore"):
-        try:
-            array = apply_orientation(raw, ornt).astype(np.float32)
-        except MemoryError as exc:
-            raise ScanError(path, f"not enough memory to hold shape {shape} as float32") from exc
-        if slope != 1.0:
-            array *= np.float32(slope)
-        if inter != 0.0:
-            array += np.float32(inter)
-
-    spacing = [0.0, 0.0, 0.0]
-    for in_axis, out_axis in enumerate(ornt[:, 0].astype(int)):
-        spacing[out_axis] = float(zooms[in_axis])
     stored = f"dtype {raw.dtype.name}"
     if (slope, inter) != (1.0, 0.0):
         stored += f", scl_slope {slope:g}, scl_inter {inter:g}"
-    volume = Volume(array=array, spacing=(spacing[0], spacing[1], spacing[2]),
-                    affine=affine @ inv_ornt_aff(ornt, shape), source=str(path))
-    return volume, stored
+    return canonical_volume(path, raw, affine, zooms, slope, inter), stored
 
 
 def _file_bytes(path: Path, suffix: str) -> bytes:
     """The file's bytes, decompressed for ``.nii.gz``."""
-    try:
+    with reading(path):
         data = path.read_bytes()
-    except PermissionError as exc:
-        raise ScanError(path, "permission denied") from exc
-    except OSError as exc:
-        raise ScanError(path, f"cannot read file ({detail(exc)})") from exc
     if not data:
         raise ScanError(path, "empty file (0 bytes)")
     compressed = data[:2] == _GZIP_MAGIC
@@ -128,20 +104,7 @@ def _shape(path: Path, header: nib.Nifti1Header) -> tuple[int, int, int]:
     shape = tuple(int(n) for n in header.get_data_shape())
     if min(shape, default=0) < 0:
         raise ScanError(path, f"not a NIfTI file (invalid header: negative size in {shape})")
-    if len(shape) > 3 and all(n == 1 for n in shape[3:]):
-        shape = shape[:3]
-    if len(shape) == 4:
-        raise ScanError(path, f"expected a 3D volume, found 4D with {shape[3]} volumes {shape}")
-    if len(shape) != 3:
-        raise ScanError(path, f"expected a 3D volume, found shape {shape}")
-    n = math.prod(shape)
-    if n == 0:
-        raise ScanError(path, f"empty volume: shape {shape} has no voxels")
-    if n > MAX_VOXELS:
-        raise ScanError(path, f"shape {shape} in the header has {n:.3g} voxels "
-                              f"({n * 4 / 2**30:.3g} GiB as float32); ct3d reads at most "
-                              f"{MAX_VOXELS} (2**31)")
-    return shape[0], shape[1], shape[2]
+    return checked_shape(path, shape)
 
 
 def _voxels(

@@ -64,7 +64,7 @@ def unlabeled_scans(source: str | os.PathLike[str]) -> list[str]:
         raise PretrainError(f"{path}: no such folder or manifest (.csv) of unlabeled scans")
     scans = [str(p) for p in expand_paths([path])]
     if not scans:
-        raise PretrainError(f"{path}: no NIfTI scans or DICOM series found")
+        raise PretrainError(f"{path}: no NIfTI, NRRD or MetaImage scans nor DICOM series found")
     return scans
 
 

@@ -78,7 +78,7 @@ class PipelineBuilder(WidgetView):
         self.filename = widgets.Text(value=f"{self.base.name}.yaml", description="file")
         self.save_button = widgets.Button(description="save", icon="save")
         self.save_button.on_click(lambda _b: self._report(self.save))
-        self.scan_path = widgets.Text(description="scan", placeholder="NIfTI path; empty: "
+        self.scan_path = widgets.Text(description="scan", placeholder="scan path; empty: "
                                       "a synthetic abnormal scan")
         self.preview_button = widgets.Button(description="preview", icon="eye")
         self.preview_button.on_click(lambda _b: self._report(self.preview))

@@ -1,6 +1,6 @@
 """What a viewer shows: scans from any input, and their raw / preprocessed / augmented views.
 
-A scan is a :class:`~ct3d.volume.Volume`, a 3D array, or a NIfTI path; a batch is a list of
+A scan is a :class:`~ct3d.volume.Volume`, a 3D array, or a scan's path; a batch is a list of
 those, or an array ``(B, W, H, D)`` / ``(B, W, H, D, C)`` (channel 0 is shown). A 4D array
 whose last axis is 1 is one scan with a channel axis.
 
@@ -35,7 +35,7 @@ from ct3d.volume import Volume
 __all__ = ["ScanInput", "View", "as_volumes", "augment_array", "pipeline_views"]
 
 ScanInput = Volume | np.ndarray | str | os.PathLike | Sequence[Any]
-"""A scan (Volume, array, NIfTI path) or a batch of them (list, or 4D/5D array)."""
+"""A scan (Volume, array, scan path) or a batch of them (list, or 4D/5D array)."""
 
 
 @dataclass(frozen=True)

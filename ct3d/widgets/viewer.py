@@ -59,10 +59,11 @@ def _display(shown: bool) -> widgets.Layout:
 
 
 class ScanViewer(WidgetView):
-    """Show a scan (Volume, array or NIfTI path) or a batch, slice by slice.
+    """Show a scan (Volume, array or scan path) or a batch, slice by slice.
 
     Args:
-        scan: a scan, or a batch (list, or array ``(B, W, H, D[, C])``).
+        scan: a scan (a Volume, an array, or the path of a NIfTI, NRRD or MetaImage file or
+            a DICOM series folder), or a batch (list, or array ``(B, W, H, D[, C])``).
         scenario: take ``preprocess`` and ``augment`` from it: panels raw / preprocessed /
             augmented side by side, and its ``hu_window`` as the ``training`` window.
         preprocess: a preprocessing chain (steps as a scenario lists them, or dicts),

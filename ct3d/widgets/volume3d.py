@@ -12,8 +12,9 @@ ships its JavaScript in the wheel: it works offline. It is an extra::
 Without it, :class:`VolumeViewer` shows the 2D :class:`~ct3d.widgets.ScanViewer` of the
 same scan (with the first overlay) and says how to get the 3D one.
 
-Scans and overlays are given as ct3d :class:`~ct3d.volume.Volume`\\ s, NIfTI files or DICOM
-series folders (read by :func:`ct3d.io.read_volume`), or, for overlays, arrays on the
+Scans and overlays are given as ct3d :class:`~ct3d.volume.Volume`\\ s, NIfTI, NRRD or
+MetaImage files or DICOM series folders (read by :func:`ct3d.io.read_volume`, which puts
+NRRD's and MetaImage's LPS geometry into RAS), or, for overlays, arrays on the
 scan's grid. Each is sent to NiiVue as NIfTI with its own affine, so the real geometry
 (spacing, orientation, a map on another grid) is kept: NiiVue places every volume in world
 coordinates. The maps ``ct3d predict --saliency`` writes are on the original scan's grid
@@ -55,8 +56,8 @@ LAYOUTS = {"planes + 3D": "MULTIPLANAR", "axial": "AXIAL", "coronal": "CORONAL",
 """The layout buttons and NiiVue's slice type for each."""
 
 def _volume(source: OverlaySource, like: Volume | None = None) -> Volume:
-    """``source`` as a Volume: read from a path (NIfTI or DICOM folder); an array takes the
-    grid of ``like``."""
+    """``source`` as a Volume: read from a path (any format :func:`ct3d.io.read_volume` reads);
+    an array takes the grid of ``like``."""
     from ct3d.io import read_volume
 
     if isinstance(source, Volume):
@@ -65,7 +66,7 @@ def _volume(source: OverlaySource, like: Volume | None = None) -> Volume:
         if like is None or source.shape != like.shape:
             raise ValueError(f"an overlay array must have the scan's shape "
                              f"{None if like is None else like.shape}; got {source.shape} "
-                             f"(give a NIfTI path or a Volume for another grid)")
+                             f"(give a scan file or a Volume for another grid)")
         return like.replace(array=source, source="array")
     return read_volume(source, hu=False) if like is not None else read_volume(source)
 
@@ -117,7 +118,8 @@ class VolumeViewer(WidgetView):
     """A scan in three linked planes and 3D, with overlays and CT windows (NiiVue).
 
     Args:
-        scan: a :class:`~ct3d.volume.Volume`, a NIfTI file or a DICOM series folder.
+        scan: a :class:`~ct3d.volume.Volume`, a NIfTI, NRRD or MetaImage file or a DICOM
+            series folder.
         overlays: name -> mask or map (Volume, path, or array on the scan's grid).
         window: the first CT preset (``lung``, ``mediastinum``, ``bone``) or ``(low, high)``
             in HU.
