@@ -84,7 +84,38 @@ def _synth(args: argparse.Namespace) -> None:
     for folder in sorted({r["label"] for r in rows}):
         shares = [float(r["involvement"]) for r in rows if r["label"] == folder]
         print(f"{folder:<8}{len(shares):>6}  {min(shares):.1%}-{max(shares):.1%}")
-    print(f"per-scan grade, involvement and geometry: {Path(args.out) / 'manifest.csv'}")
+    _print_lesion_stats({folder: [r for r in rows if r["label"] == folder]
+                         for folder in sorted({r["label"] for r in rows}) if folder != "CT-0"})
+    print(f"per-scan grade, involvement, geometry and lesion statistics: "
+          f"{Path(args.out) / 'manifest.csv'}")
+
+
+def _print_lesion_stats(groups: dict[str, list[dict[str, Any]]]) -> None:
+    """Each group's lesion statistics as a table, beside the real CT-1 masks' for CT-1."""
+    from ct3d.data.lesion_stats import MOSMED_CT1, format_summary, summarize
+
+    for name, rows in groups.items():
+        if rows:
+            print(f"\nlesions of {name} ({len(rows)} scan{'' if len(rows) == 1 else 's'}):")
+            print(format_summary(summarize(rows), name, MOSMED_CT1 if name == "CT-1" else None))
+
+
+def _lesions(args: argparse.Namespace) -> None:
+    from ct3d.data.lesion_stats import LESION_STATS, MOSMED_CT1_SOURCE, folder_lesion_stats
+
+    rows = folder_lesion_stats(args.folder)
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(str(Path(str(row["path"])).parent), []).append(row)
+    print(f"{len(rows)} lesion masks under {args.folder}")
+    _print_lesion_stats(groups)
+    print(f"\nreal CT-1 column: {MOSMED_CT1_SOURCE}")
+    if args.csv:
+        with Path(args.csv).open("w", newline="") as f:
+            writer = csv.DictWriter(f, ["path", *LESION_STATS])
+            writer.writeheader()
+            writer.writerows(rows)
+        print(f"per-scan statistics: {args.csv}")
 
 
 def _scenario_new(args: argparse.Namespace) -> None:
@@ -240,6 +271,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="lesion settings with --severity none")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     p.set_defaults(func=_synth)
+
+    p = sub.add_parser("lesions", help="per-scan lesion statistics of a folder of *_mask files "
+                                       "(volume, components, largest, slice share)")
+    p.add_argument("folder", help="a folder holding *_mask scans (searched recursively), "
+                                  "e.g. a synthetic cohort or MosMedData's masks/")
+    p.add_argument("--csv", metavar="PATH", help="also write the per-scan statistics here")
+    p.set_defaults(func=_lesions)
 
     p = sub.add_parser("scenario", help="scenario files")
     scen = p.add_subparsers(dest="action", required=True)

@@ -32,7 +32,10 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["LESION_STATS", "MOSMED_CT1", "MOSMED_CT1_SOURCE", "folder_lesion_stats",
+from ct3d.errors import Ct3dError
+
+__all__ = ["LESION_STATS", "MOSMED_CT1", "MOSMED_CT1_SOURCE", "MaskFolderError",
+           "folder_lesion_stats",
            "format_summary", "lesion_stats", "summarize"]
 
 LESION_STATS = ("volume_ml", "components", "largest_ml", "slice_share")
@@ -50,6 +53,10 @@ MOSMED_CT1: dict[str, tuple[float, float, float, float, float]] = {
 """Per-scan (p25, median, p75, min, max) of MosMedData's 50 CT-1 lesion masks."""
 MOSMED_CT1_SOURCE = ("MosMedData CT-1 lesion masks, studies 0255-0304 (CC BY-NC-ND 3.0; "
                      "ct3d holds these numbers only, no masks)")
+
+
+class MaskFolderError(Ct3dError, FileNotFoundError):
+    """A folder that is missing or holds no ``*_mask`` file."""
 
 
 def lesion_stats(mask: np.ndarray, spacing: Sequence[float]) -> dict[str, float]:
@@ -72,17 +79,20 @@ def folder_lesion_stats(folder: str | os.PathLike[str]) -> list[dict[str, object
     ``ct3d.read_volume`` reads), with its path relative to ``folder``, sorted by path.
 
     Raises:
-        FileNotFoundError: ``folder`` does not exist or holds no mask file.
+        MaskFolderError: ``folder`` does not exist or holds no mask file.
+        ScanError: a mask file cannot be read.
     """
     from ct3d.io import SCAN_SUFFIXES, read_volume
 
     root = Path(folder)
+    if root.is_file():
+        raise MaskFolderError(f"{root}: a file, not a folder of *_mask files")
     if not root.is_dir():
-        raise FileNotFoundError(f"{root}: no such folder")
+        raise MaskFolderError(f"{root}: no such folder")
     masks = sorted(p for p in root.rglob("*") if p.is_file() and any(
         p.name.lower().endswith(f"_mask{suffix}") for suffix in SCAN_SUFFIXES))
     if not masks:
-        raise FileNotFoundError(f"{root}: no *_mask files (e.g. study_0001_mask.nii.gz) here")
+        raise MaskFolderError(f"{root}: no *_mask files (e.g. study_0001_mask.nii.gz) here")
     rows: list[dict[str, object]] = []
     for path in masks:
         volume = read_volume(path, hu=False)

@@ -38,7 +38,15 @@ import numpy as np
 from scipy import ndimage
 from tqdm import tqdm
 
-from ct3d.data.severity import CT23_SHARE_CT2, GRADES, cohort_grades, disease
+from ct3d.data.lesion_stats import LESION_STATS, lesion_stats
+from ct3d.data.severity import (
+    CT23_SHARE_CT2,
+    GRADES,
+    cohort_grades,
+    disease,
+    focal_disease,
+    focus_volumes,
+)
 from ct3d.io import write_volume
 from ct3d.volume import Volume
 
@@ -742,28 +750,49 @@ def _draw_lesions(
 
 
 def _foci(
-    rng: np.random.Generator, grid: _Grid, anat: _Anatomy, lungs: np.ndarray, grade: str
-) -> np.ndarray:
+    rng: np.random.Generator, grid: _Grid, anat: _Anatomy, lungs: np.ndarray, grade: str,
+    volumes_ml: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Voxel coordinates (n, 3) where a graded disease starts: subpleural, alternating
-    between the lungs, in the dependent (posterior, basal) lung as often as the grade says."""
+    between the lungs, in the dependent (posterior, basal) lung as often as the grade says;
+    and each placed focus' volume (``volumes_ml``: one focus each, as deep under the pleura
+    as its size; without it, the grade's count and sizes, volumes 0)."""
     g = GRADES[grade]
     first = rng.choice([1, -1])
-    foci = []
-    for i in range(int(rng.integers(g.foci[0], g.foci[1], endpoint=True))):
+    if volumes_ml is None:
+        count = int(rng.integers(g.foci[0], g.foci[1], endpoint=True))
+        volumes_ml = np.zeros(count)
+        radii = [rng.uniform(*g.focus_mm) for _ in range(count)]
+    else:
+        radii = [(3.0 * v * 1000.0 / (4.0 * np.pi)) ** (1 / 3) for v in volumes_ml]
+    foci, kept = [], []
+    for i, (radius, volume) in enumerate(zip(radii, volumes_ml, strict=True)):
         dependent = bool(rng.uniform() < g.dependent)
-        centre = _lesion_centre(rng, grid, anat, lungs, first * (-1) ** i,
-                                rng.uniform(*g.focus_mm), dependent)
+        centre = _lesion_centre(rng, grid, anat, lungs, first * (-1) ** i, radius, dependent)
         if centre is not None:
             foci.append((centre - grid.origin) / np.array(grid.spacing))
-    return np.array(foci, dtype=np.float64).reshape(-1, 3)
+            kept.append(volume)
+    return np.array(foci, dtype=np.float64).reshape(-1, 3), np.array(kept, dtype=np.float64)
 
 
 def _paint_disease(
     rng: np.random.Generator, grid: _Grid, anat: _Anatomy, grade: str,
     labels: np.ndarray, hu: np.ndarray, lungs: np.ndarray,
+    stratum: tuple[int, int] | None = None,
 ) -> np.ndarray:
-    """Lesions of a severity grade over lung parenchyma; return the uint8 lesion mask."""
-    found = disease(rng, lungs, grid.spacing, _foci(rng, grid, anat, lungs, grade), grade)
+    """Lesions of a severity grade over lung parenchyma; return the uint8 lesion mask.
+
+    CT-1 draws its foci's volumes (:func:`ct3d.data.severity.focus_volumes`, calibrated on
+    MosMedData's CT-1 masks); the other grades cut a disease field at their share of lung."""
+    volumes = focus_volumes(rng, grade, stratum)
+    if volumes is not None:  # small lungs: a CT-1 volume stays under the grade's share
+        most = GRADES[grade].target[1] * lungs.sum() * np.prod(grid.spacing) / 1000.0
+        volumes = volumes * min(1.0, most / volumes.sum())
+    foci, placed = _foci(rng, grid, anat, lungs, grade, volumes)
+    if volumes is None:
+        found = disease(rng, lungs, grid.spacing, foci, grade)
+    else:
+        found = focal_disease(rng, lungs, grid.spacing, foci, placed, grade)
     inside = np.flatnonzero(lungs)[found.lesion]
     mask = np.zeros(grid.shape, np.uint8)
     mask.flat[inside] = 1
@@ -911,7 +940,7 @@ def _varied(
 
 def render_phantom(
     seed: Seed, abnormal: bool, preset: str = "quick", difficulty: str = "moderate",
-    grade: str | None = None, scanner: str = "uniform",
+    grade: str | None = None, scanner: str = "uniform", stratum: tuple[int, int] | None = None,
 ) -> Phantom:
     """Render one phantom with its ground truth (tissue labels, lungs, lesion mask).
 
@@ -927,6 +956,9 @@ def render_phantom(
             :data:`ct3d.data.severity.GRADES`): the lesions cover a share of the lungs drawn
             from the grade's range, and look as the grade says.
         scanner: ``uniform`` (the preset's fixed geometry) or ``varied`` (``SCANNERS``).
+        stratum: ``(j, n)``: for a grade drawn by lesion volume (CT-1), draw it from the
+            j-th of n equal strata of the grade's distribution (a cohort's n scans of the
+            grade cover it evenly; :func:`generate_cohort` does this).
 
     Example:
         >>> p = render_phantom(3, abnormal=True)
@@ -961,7 +993,7 @@ def render_phantom(
     hu = anat.lut[labels]
     hu += np.where(labels == Tissue.LUNG, _dependent_gradient(grid, anat)[:, :, None], 0)
     if abnormal and grade is not None:
-        mask = _paint_disease(lesion_rng, grid, anat, grade, labels, hu, lungs)
+        mask = _paint_disease(lesion_rng, grid, anat, grade, labels, hu, lungs, stratum)
     else:
         lesions = _draw_lesions(lesion_rng, grid, anat, lungs, setting) if abnormal else []
         mask = _paint_lesions(grid, lesions, labels, hu, lungs)
@@ -1003,7 +1035,8 @@ def generate_scan(
 MANIFEST = "manifest.csv"
 """The cohort's table of scans, written beside the class folders (usable as a manifest
 data source: its ``path`` and ``label`` columns are what ``data.source: manifest`` reads)."""
-_COLUMNS = ("path", "label", "grade", "involvement", "slice_mm", "pixel_mm", "slices")
+_COLUMNS = ("path", "label", "grade", "involvement", "slice_mm", "pixel_mm", "slices",
+            *LESION_STATS)
 
 
 @dataclass(frozen=True)
@@ -1015,13 +1048,14 @@ class _Study:
     difficulty: str
     grade: str | None
     scanner: str
+    stratum: tuple[int, int] | None = None
 
 
 def _write_study(study: _Study) -> dict[str, str]:
     """Generate one scan; write its mask, then the scan (so a scan always has its mask).
     Returns its manifest row (the path relative to the cohort folder)."""
     phantom = render_phantom(study.seed, study.abnormal, study.preset, study.difficulty,
-                             study.grade, study.scanner)
+                             study.grade, study.scanner, study.stratum)
     volume = phantom.volume
     mask_path = study.path.with_name(study.path.name.replace(".nii.gz", "_mask.nii.gz"))
     write_volume(volume.replace(array=phantom.mask), mask_path, dtype=np.uint8)
@@ -1031,7 +1065,8 @@ def _write_study(study: _Study) -> dict[str, str]:
             "label": study.path.parent.name, "grade": grade,
             "involvement": f"{phantom.involvement:.6f}",
             "slice_mm": f"{volume.spacing[2]:g}", "pixel_mm": f"{volume.spacing[0]:.4f}",
-            "slices": str(volume.shape[2])}
+            "slices": str(volume.shape[2]),
+            **{k: str(v) for k, v in lesion_stats(phantom.mask, volume.spacing).items()}}
 
 
 def _grades(seed: int, severity: str | None, normal: int, abnormal: int
@@ -1052,13 +1087,29 @@ def _plan(
     out: Path, normal: int, abnormal: int, seed: int, preset: str, difficulty: str,
     severity: str | None = None, scanner: str = "uniform",
 ) -> list[_Study]:
+    grades = _grades(seed, severity, normal, abnormal)
+    strata = _strata(seed, [grade for _, grade in grades])
     studies = []
-    for i, (folder, grade) in enumerate(_grades(seed, severity, normal, abnormal)):
+    for i, (folder, grade) in enumerate(grades):
         path = out / folder / f"study_{i + 1:04d}.nii.gz"
         sick = folder != "CT-0"
         studies.append(_Study(path, (seed, i), sick, preset, difficulty,
-                              grade if sick else None, scanner))
+                              grade if sick else None, scanner, strata[i]))
     return studies
+
+
+def _strata(seed: int, grades: list[str | None]) -> list[tuple[int, int] | None]:
+    """Per scan, its stratum of its grade's lesion volume (grades drawn by volume only):
+    the grade's scans take strata 0..n-1 in a shuffled order the cohort seed fixes."""
+    strata: list[tuple[int, int] | None] = [None] * len(grades)
+    for name in sorted({g for g in grades if g is not None and GRADES.get(g)}):
+        if not GRADES[name].volume_ml:
+            continue
+        scans = [i for i, g in enumerate(grades) if g == name]
+        order = np.random.default_rng([seed, 26, int(name[-1])]).permutation(len(scans))
+        for i, j in zip(scans, order, strict=True):
+            strata[i] = (int(j), len(scans))
+    return strata
 
 
 def _write_manifest(path: Path, rows: list[dict[str, str]]) -> None:
